@@ -1,0 +1,65 @@
+// Package wire holds the small conventions every layer shares on the wire:
+// ULID identifiers parsed strictly and timestamps rendered as RFC 3339 UTC.
+package wire
+
+import (
+	"time"
+
+	"github.com/oklog/ulid/v2"
+)
+
+// crockford is the upper-case Crockford base32 alphabet ULIDs are written in.
+const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+// NewID returns a fresh ULID string. It is safe for concurrent use: ulid.Make
+// draws from a process-wide monotonic source guarded by a mutex, so ids made
+// in the same millisecond still sort in creation order.
+func NewID() string { return ulid.Make().String() }
+
+// ValidID reports whether s is a ULID in the strict form chapkit clients
+// expect: 26 characters of the upper-case Crockford alphabet, the first one
+// 0-7 so the value fits in 128 bits. oklog/ulid alone would also accept
+// lower case, which must give the same 400 as any other malformed id.
+func ValidID(s string) bool {
+	if len(s) != ulid.EncodedSize || s[0] < '0' || s[0] > '7' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isCrockford(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCrockford(c byte) bool {
+	switch {
+	case c >= '0' && c <= '9':
+		return true
+	case c >= 'A' && c <= 'Z':
+		return c != 'I' && c != 'L' && c != 'O' && c != 'U'
+	}
+	return false
+}
+
+// Precision is the resolution timestamps are stored and shown with.
+const Precision = time.Microsecond
+
+// Now returns the current time in UTC, truncated to [Precision], so a value
+// read back from the database equals the value that was written.
+func Now() time.Time { return time.Now().UTC().Truncate(Precision) }
+
+// FormatTime renders t as RFC 3339 in UTC with a Z and the fraction's
+// trailing zeros trimmed (2025-10-14T10:30:00.123Z, 2025-10-14T10:30:00Z).
+func FormatTime(t time.Time) string {
+	return t.UTC().Truncate(Precision).Format(time.RFC3339Nano)
+}
+
+// FormatTimePtr is [FormatTime] for optional timestamps: nil stays nil.
+func FormatTimePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := FormatTime(*t)
+	return &s
+}

@@ -1,0 +1,74 @@
+// Package job is chapkit's durable job scheduler: job rows live in the
+// database, run on goroutines behind a FIFO concurrency limit, are woken
+// in-process (no polling), and are recovered when the service starts again.
+package job
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/chapkit-go/chapkit/internal/wire"
+)
+
+// InterruptedError is the error text of a job whose service stopped under it.
+const InterruptedError = "interrupted: the service stopped while the job was running"
+
+// Job is one job row (table jobs). Values returned by the scheduler are
+// copies: changing them changes nothing stored.
+type Job struct {
+	ID string `gorm:"primaryKey;type:text"`
+	// Kind names the handler that runs the job; Args are its JSON arguments.
+	Kind           string          `gorm:"type:text;not null"`
+	Args           json.RawMessage `gorm:"type:json"`
+	Status         Status          `gorm:"type:text;not null;index:idx_jobs_status_submitted,priority:1"`
+	SubmittedAt    time.Time       `gorm:"not null;index:idx_jobs_status_submitted,priority:2;index"`
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+	Error          *string `gorm:"type:text"`
+	ErrorTraceback *string `gorm:"type:text"`
+	ArtifactID     *string `gorm:"type:text"`
+	// PGID is the process group of a running shell job, so a restart can
+	// kill what a dead service left behind (CONTRACT D3).
+	PGID    *int `gorm:"column:pgid"`
+	Attempt int  `gorm:"not null;default:1"`
+}
+
+// TableName pins the table name.
+func (Job) TableName() string { return "jobs" }
+
+// Record is the wire shape of a job (CONTRACT §2.3): all eight keys are
+// always present, nulls included; attempt only where retries are enabled.
+type Record struct {
+	ID             string  `json:"id"`
+	Status         Status  `json:"status"`
+	SubmittedAt    *string `json:"submitted_at"`
+	StartedAt      *string `json:"started_at"`
+	FinishedAt     *string `json:"finished_at"`
+	Error          *string `json:"error"`
+	ErrorTraceback *string `json:"error_traceback"`
+	ArtifactID     *string `json:"artifact_id"`
+	Attempt        int     `json:"attempt,omitempty"`
+}
+
+// Record renders j for the wire. withAttempt adds the attempt member.
+func (j *Job) Record(withAttempt bool) Record {
+	r := Record{
+		ID:             j.ID,
+		Status:         j.Status,
+		SubmittedAt:    wire.FormatTimePtr(&j.SubmittedAt),
+		StartedAt:      wire.FormatTimePtr(j.StartedAt),
+		FinishedAt:     wire.FormatTimePtr(j.FinishedAt),
+		Error:          j.Error,
+		ErrorTraceback: j.ErrorTraceback,
+		ArtifactID:     j.ArtifactID,
+	}
+	if withAttempt {
+		r.Attempt = j.Attempt
+	}
+	return r
+}
+
+func (j *Job) clone() *Job {
+	c := *j
+	return &c
+}

@@ -1,0 +1,31 @@
+package job
+
+// Status is the state of a job, spelled as on the wire.
+type Status string
+
+// The job states of CONTRACT §4.1. Completed, failed and canceled are terminal.
+const (
+	StatusPending   Status = "pending"
+	StatusRunning   Status = "running"
+	StatusCompleted Status = "completed"
+	StatusFailed    Status = "failed"
+	StatusCanceled  Status = "canceled"
+)
+
+// Statuses lists every status in the order the contract names them.
+var Statuses = []Status{StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
+
+// Terminal reports whether no further transition can follow s.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
+}
+
+// ParseStatus returns the status spelled s, and false when s is none.
+func ParseStatus(s string) (Status, bool) {
+	for _, st := range Statuses {
+		if string(st) == s {
+			return st, true
+		}
+	}
+	return "", false
+}
