@@ -1,0 +1,140 @@
+// Package shell runs one shell command for the task-execution service and
+// captures its result: stdout and stderr separately (each capped and made
+// valid UTF-8), the exit status, and whether a timeout ended it.
+//
+// Every command runs in its own process group, and the group is what gets
+// killed: on cancellation, on timeout, when the OnStart hook fails, and as
+// soon as the shell itself exits. A job therefore never leaves background
+// processes behind, and a grandchild that holds the output pipes cannot keep
+// [Run] from returning.
+package shell
+
+import (
+	"context"
+	"time"
+)
+
+// DefaultMaxOutput is the per-stream capture cap used when
+// [Options.MaxOutput] is zero or negative: 1 MiB, as CONTRACT D12 sets.
+const DefaultMaxOutput = 1 << 20
+
+// Options tunes one [Run]. The zero value is ready to use: 1 MiB per stream,
+// no timeout, no hook, the caller's environment and working directory.
+type Options struct {
+	// MaxOutput caps each of stdout and stderr, in bytes. Output past the
+	// cap is read and discarded so the command never blocks on a full pipe.
+	// Zero or negative means DefaultMaxOutput.
+	MaxOutput int64
+	// Timeout ends the command by killing its process group. The result is
+	// then reported with Result.TimedOut set and no error. Zero or negative
+	// means no timeout.
+	Timeout time.Duration
+	// OnStart, if not nil, is called once, synchronously, right after the
+	// process started, with its process group ID (for example to record it
+	// in a database so a later start-up can kill orphans). The output is
+	// already being drained while it runs. If it returns an error, the
+	// group is killed and Run returns that error unchanged.
+	OnStart func(pgid int) error
+	// Env is the command's environment as "KEY=value" entries. Nil inherits
+	// the caller's environment; an empty non-nil slice means none at all.
+	Env []string
+	// Dir is the working directory. Empty means the caller's.
+	Dir string
+}
+
+// withDefaults returns a copy of o with zero values replaced by defaults.
+func (o Options) withDefaults() Options {
+	if o.MaxOutput <= 0 {
+		o.MaxOutput = DefaultMaxOutput
+	}
+	return o
+}
+
+// Result is what one command produced. Its zero value describes a command
+// that never started.
+type Result struct {
+	// Stdout and Stderr hold the captured streams as valid UTF-8: invalid
+	// bytes are replaced with U+FFFD.
+	Stdout, Stderr string
+	// StdoutTruncated and StderrTruncated report that the stream exceeded
+	// Options.MaxOutput. The text then holds its first MaxOutput bytes,
+	// less a multi-byte character the cap cut in half.
+	StdoutTruncated, StderrTruncated bool
+	// ExitCode is the shell's exit status, or -N when signal N killed it.
+	// A command ended by its timeout normally reports -9 (SIGKILL); one that
+	// exited by itself as the timer fired reports its own status.
+	ExitCode int
+	// TimedOut reports that Options.Timeout ended the command.
+	TimedOut bool
+	// PGID is the command's process group ID (equal to the shell's PID).
+	// The group is gone by the time Run returns, and the number may then
+	// be reused by an unrelated process.
+	PGID int
+}
+
+// Run executes command with /bin/sh -c, stdin from /dev/null, in a new
+// process group, and waits for it to end. It is safe for concurrent use;
+// each call owns its process and returns only after every goroutine it
+// started has stopped.
+//
+// A non-zero exit status is not an error: it is reported in
+// [Result.ExitCode] (a command sh cannot find gives 127). Nor is a timeout:
+// see [Options.Timeout]. Run returns an error only when
+//   - the command cannot be started (the Result is then zero);
+//   - [Options.OnStart] fails (that error, unchanged);
+//   - ctx is done before the command ends: the group is killed with
+//     SIGKILL and Run returns promptly with context.Cause(ctx), so callers
+//     can tell a cancel from a shutdown. If ctx is already done, nothing is
+//     started.
+//
+// In the last two cases the Result holds what was captured so far.
+//
+// As soon as the shell exits, anything still running in its process group
+// is killed, so `sleep 30 &` neither delays Run nor outlives the job. A
+// process that left the group (setsid) but still holds an output pipe is
+// not waited for more than a short grace period after the group is gone.
+//
+// If OnStart panics, the group is killed and the panic is propagated.
+func Run(ctx context.Context, command string, opts Options) (Result, error) {
+	if ctx.Err() != nil {
+		return Result{}, context.Cause(ctx)
+	}
+	opts = opts.withDefaults()
+
+	j, err := start(command, opts.MaxOutput, opts.Env, opts.Dir)
+	if err != nil {
+		return Result{}, err
+	}
+
+	// Timer channels need no goroutine, and Stop on return releases it.
+	var timeout <-chan time.Time
+	if opts.Timeout > 0 {
+		t := time.NewTimer(opts.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+
+	var (
+		runErr   error
+		timedOut bool
+	)
+	if opts.OnStart != nil {
+		runErr = j.onStart(opts.OnStart)
+	}
+	if runErr == nil {
+		select {
+		case <-j.exited:
+		case <-ctx.Done():
+			runErr = context.Cause(ctx)
+		case <-timeout:
+			timedOut = true
+		}
+	}
+
+	res, waitErr := j.finish()
+	res.TimedOut = timedOut
+	if runErr != nil {
+		return res, runErr
+	}
+	return res, waitErr
+}

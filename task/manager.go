@@ -1,0 +1,354 @@
+package task
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"time"
+
+	jsonpatch "github.com/evanphx/json-patch/v5"
+	"gorm.io/gorm"
+
+	"github.com/chapkit-go/chapkit/artifact"
+	"github.com/chapkit-go/chapkit/inject"
+	"github.com/chapkit-go/chapkit/internal/wire"
+	"github.com/chapkit-go/chapkit/job"
+	"github.com/chapkit-go/chapkit/problem"
+	"github.com/chapkit-go/chapkit/registry"
+)
+
+// JobKind is the job kind task executions are stored under.
+const JobKind = "chapkit.task"
+
+// jobSubmitter is what the manager needs of the job scheduler.
+type jobSubmitter interface {
+	Submit(ctx context.Context, kind string, args any) (string, error)
+}
+
+// artifactInserter is what executions need of the artifact store: an
+// insert inside the transaction that completes the job.
+type artifactInserter interface {
+	Insert(tx *gorm.DB, data json.RawMessage) (string, error)
+}
+
+// Config wires a [Manager]. Jobs and Artifacts may be nil for a manager
+// that only stores tasks; Execute then answers the contract's 400s.
+type Config struct {
+	Jobs      jobSubmitter
+	Artifacts artifactInserter
+	// Registry holds the functions "python" tasks name; nil means none.
+	Registry *registry.Registry
+	// Container provides what registered functions inject; nil means none.
+	Container *inject.Container
+	// MaxOutput caps stdout and stderr of shell tasks, each; 0 = 1 MiB.
+	MaxOutput int64
+	// DefaultTimeout applies to executions of tasks without their own
+	// timeout_seconds; 0 = none.
+	DefaultTimeout time.Duration
+	Logger         *slog.Logger
+}
+
+// Manager stores task templates and executes them. It is safe for
+// concurrent use.
+type Manager struct {
+	db  *gorm.DB
+	cfg Config
+	log *slog.Logger
+}
+
+// NewManager returns a manager over db.
+func NewManager(db *gorm.DB, cfg Config) *Manager {
+	if cfg.MaxOutput <= 0 {
+		cfg.MaxOutput = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{db: db, cfg: cfg, log: cfg.Logger}
+}
+
+// Migrate creates or updates the tasks table.
+func Migrate(ctx context.Context, db *gorm.DB) error {
+	return db.WithContext(ctx).AutoMigrate(&Task{})
+}
+
+func notFound(op, id string) error { return problem.NotFound(op, "Entity with id %s not found", id) }
+
+func dbErr(op string, err error) error {
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return problem.NotFound(op, "Entity not found")
+	}
+	return problem.Database(op, err)
+}
+
+// Create stores a new task. When in.ID names an existing task, that task is
+// updated instead by the PUT rules (upsert, CONTRACT §3.1).
+func (m *Manager) Create(ctx context.Context, in In) (*Task, error) {
+	const op = "task.Manager.Create"
+	if in.ID != "" {
+		t, err := m.find(ctx, in.ID)
+		if err != nil {
+			return nil, dbErr(op, err)
+		}
+		if t != nil {
+			return m.save(ctx, op, t, applyPut(*t, in))
+		}
+	} else {
+		in.ID = wire.NewID()
+	}
+	now := wire.Now()
+	t := &Task{ID: in.ID, Command: in.Command, TaskType: in.TaskType, Parameters: in.Parameters,
+		Enabled: in.Enabled, TimeoutSeconds: in.TimeoutSeconds, CreatedAt: now, UpdatedAt: now}
+	if err := m.db.WithContext(ctx).Create(t).Error; err != nil {
+		return nil, dbErr(op, err)
+	}
+	return t, nil
+}
+
+// find returns the task or nil when there is none.
+func (m *Manager) find(ctx context.Context, id string) (*Task, error) {
+	var t Task
+	if err := m.db.WithContext(ctx).Where("id = ?", id).Limit(1).Find(&t).Error; err != nil {
+		return nil, err
+	}
+	if t.ID == "" {
+		return nil, nil
+	}
+	return &t, nil
+}
+
+// Get returns the task, or a KindNotFound error.
+func (m *Manager) Get(ctx context.Context, id string) (*Task, error) {
+	const op = "task.Manager.Get"
+	t, err := m.find(ctx, id)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	if t == nil {
+		return nil, notFound(op, id)
+	}
+	return t, nil
+}
+
+// ListParams filters and pages a task list. Page and Size are used only
+// when both are positive.
+type ListParams struct {
+	Enabled    *bool
+	Page, Size int
+}
+
+// List returns the matching tasks and their total count. With an enabled
+// filter they are newest first (ties: id descending), otherwise by id.
+func (m *Manager) List(ctx context.Context, p ListParams) ([]Task, int64, error) {
+	const op = "task.Manager.List"
+	q := m.db.WithContext(ctx).Model(&Task{})
+	if p.Enabled != nil {
+		q = q.Where("enabled = ?", *p.Enabled).Order("created_at DESC, id DESC")
+	} else {
+		q = q.Order("id ASC")
+	}
+	tasks := []Task{}
+	if p.Page > 0 && p.Size > 0 {
+		var total int64
+		if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
+			return nil, 0, dbErr(op, err)
+		}
+		if err := q.Offset((p.Page - 1) * p.Size).Limit(p.Size).Find(&tasks).Error; err != nil {
+			return nil, 0, dbErr(op, err)
+		}
+		return tasks, total, nil
+	}
+	if err := q.Find(&tasks).Error; err != nil {
+		return nil, 0, dbErr(op, err)
+	}
+	return tasks, int64(len(tasks)), nil
+}
+
+// Update replaces a task by the PUT rules of CONTRACT §4.15: command,
+// task_type and enabled are assigned (the latter two from their defaults
+// when omitted); parameters and timeout_seconds only when not null.
+func (m *Manager) Update(ctx context.Context, id string, in In) (*Task, error) {
+	const op = "task.Manager.Update"
+	t, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return m.save(ctx, op, t, applyPut(*t, in))
+}
+
+func applyPut(t Task, in In) Task {
+	t.Command, t.TaskType, t.Enabled = in.Command, in.TaskType, in.Enabled
+	if in.Parameters != nil {
+		t.Parameters = in.Parameters
+	}
+	if in.TimeoutSeconds != nil {
+		t.TimeoutSeconds = in.TimeoutSeconds
+	}
+	return t
+}
+
+// Patch applies a JSON merge patch (RFC 7396) to a task (CONTRACT D11).
+// The patched task is validated like a TaskIn body; on failure nothing
+// changes.
+func (m *Manager) Patch(ctx context.Context, id string, patch json.RawMessage) (*Task, error) {
+	const op = "task.Manager.Patch"
+	t, err := m.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := json.Marshal(map[string]any{
+		"command": t.Command, "task_type": t.TaskType, "parameters": nullIfEmpty(t.Parameters),
+		"enabled": t.Enabled, "timeout_seconds": t.TimeoutSeconds,
+	})
+	if err != nil {
+		return nil, problem.Wrap(problem.KindInternal, op, err, "encode task")
+	}
+	merged, err := jsonpatch.MergePatch(doc, patch)
+	if err != nil {
+		return nil, problem.Invalid(op, problem.Violation{Type: "model_attributes_type", Loc: []any{"body"},
+			Msg: "Input should be a valid dictionary or object to extract fields from", Input: string(patch)})
+	}
+	dec := json.NewDecoder(bytes.NewReader(merged))
+	dec.UseNumber()
+	var body any
+	if err := dec.Decode(&body); err != nil {
+		return nil, problem.Wrap(problem.KindInternal, op, err, "decode patched task")
+	}
+	in, err := DecodeIn(body)
+	if err != nil {
+		return nil, err
+	}
+	next := *t
+	next.Command, next.TaskType, next.Enabled = in.Command, in.TaskType, in.Enabled
+	next.Parameters, next.TimeoutSeconds = in.Parameters, in.TimeoutSeconds
+	return m.save(ctx, op, t, next)
+}
+
+// save stores next over old, bumping updated_at only when a column changed.
+func (m *Manager) save(ctx context.Context, op string, old *Task, next Task) (*Task, error) {
+	if sameContent(old, &next) {
+		return old, nil
+	}
+	next.UpdatedAt = wire.Now()
+	err := m.db.WithContext(ctx).Model(&Task{}).Where("id = ?", old.ID).Updates(map[string]any{
+		"command": next.Command, "task_type": next.TaskType, "parameters": nullableJSON(next.Parameters),
+		"enabled": next.Enabled, "timeout_seconds": next.TimeoutSeconds, "updated_at": next.UpdatedAt,
+	}).Error
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	return &next, nil
+}
+
+func nullableJSON(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return []byte(raw)
+}
+
+func sameContent(a, b *Task) bool {
+	sameTimeout := (a.TimeoutSeconds == nil) == (b.TimeoutSeconds == nil) &&
+		(a.TimeoutSeconds == nil || *a.TimeoutSeconds == *b.TimeoutSeconds)
+	return a.Command == b.Command && a.TaskType == b.TaskType && a.Enabled == b.Enabled &&
+		bytes.Equal(a.Parameters, b.Parameters) && sameTimeout
+}
+
+// Delete removes a task. Its artifacts and jobs are kept.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	const op = "task.Manager.Delete"
+	res := m.db.WithContext(ctx).Where("id = ?", id).Delete(&Task{})
+	if res.Error != nil {
+		return dbErr(op, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return notFound(op, id)
+	}
+	return nil
+}
+
+// Count returns the number of tasks.
+func (m *Manager) Count(ctx context.Context) (int64, error) {
+	var n int64
+	if err := m.db.WithContext(ctx).Model(&Task{}).Count(&n).Error; err != nil {
+		return 0, dbErr("task.Manager.Count", err)
+	}
+	return n, nil
+}
+
+// jobArgs are the arguments stored with a task job. The task type is taken
+// at submission (CONTRACT §4.3) so a job recovered after a restart runs the
+// same way.
+type jobArgs struct {
+	TaskID   string `json:"task_id"`
+	TaskType string `json:"task_type"`
+}
+
+// Execute checks the task and submits one job for it (CONTRACT §3.1). It
+// returns the job id; KindBadRequest for a missing scheduler or artifact
+// store, an unknown or a disabled task; the scheduler's KindUnavailable
+// errors while draining or when the queue is full; KindConflict for any
+// other failure to submit.
+func (m *Manager) Execute(ctx context.Context, id string) (string, error) {
+	const op = "task.Manager.Execute"
+	if m.cfg.Jobs == nil {
+		return "", problem.BadRequest(op, "Task execution requires a scheduler. Use ServiceBuilder.with_jobs() to enable.")
+	}
+	if m.cfg.Artifacts == nil {
+		return "", problem.BadRequest(op, "Task execution requires artifacts. Use ServiceBuilder.with_artifacts() before with_tasks().")
+	}
+	t, err := m.find(ctx, id)
+	if err != nil {
+		return "", dbErr(op, err)
+	}
+	if t == nil {
+		return "", problem.BadRequest(op, "Task %s not found", id)
+	}
+	if !t.Enabled {
+		return "", problem.BadRequest(op, "Cannot execute disabled task %s", id)
+	}
+	jobID, err := m.cfg.Jobs.Submit(ctx, JobKind, jobArgs{TaskID: t.ID, TaskType: t.TaskType})
+	if err != nil {
+		if problem.Is(err, problem.KindUnavailable) {
+			return "", err
+		}
+		return "", problem.Wrap(problem.KindConflict, op, err, "%s", err.Error())
+	}
+	return jobID, nil
+}
+
+// ValidateOrphans disables every "python" task whose function is not in
+// reg and returns how many such tasks there are, counting ones that were
+// disabled already (CONTRACT §4.7). Shell tasks are never touched.
+func (m *Manager) ValidateOrphans(ctx context.Context, reg *registry.Registry) (int, error) {
+	const op = "task.Manager.ValidateOrphans"
+	var tasks []Task
+	if err := m.db.WithContext(ctx).Where("task_type = ?", TypePython).Order("id ASC").Find(&tasks).Error; err != nil {
+		return 0, dbErr(op, err)
+	}
+	var ids, names []string
+	for _, t := range tasks {
+		if reg != nil && reg.Has(t.Command) {
+			continue
+		}
+		ids, names = append(ids, t.ID), append(names, t.Command)
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	err := m.db.WithContext(ctx).Model(&Task{}).Where("id IN ? AND enabled = ?", ids, true).
+		Updates(map[string]any{"enabled": false, "updated_at": wire.Now()}).Error
+	if err != nil {
+		return 0, dbErr(op, err)
+	}
+	m.log.Warn("disabled python tasks whose function is not registered", "count", len(ids), "task_ids", ids, "functions", names)
+	return len(ids), nil
+}
+
+// ensure the concrete types satisfy the consumer interfaces.
+var (
+	_ jobSubmitter     = (*job.Scheduler)(nil)
+	_ artifactInserter = (*artifact.Manager)(nil)
+)

@@ -1,0 +1,85 @@
+// Package task manages task templates (shell commands or registered Go
+// functions) and runs their executions as jobs whose results are stored as
+// artifacts.
+package task
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/chapkit-go/chapkit/internal/wire"
+)
+
+// Task types as stored and sent. TypeFunction is accepted on input as an
+// alias and stored as TypePython (CONTRACT D10).
+const (
+	TypeShell    = "shell"
+	TypePython   = "python"
+	TypeFunction = "function"
+)
+
+// Task is one task template row (table tasks).
+type Task struct {
+	ID         string          `gorm:"primaryKey;type:text"`
+	Command    string          `gorm:"type:text;not null"`
+	TaskType   string          `gorm:"type:text;not null"`
+	Parameters json.RawMessage `gorm:"type:json"`
+	// Enabled has no column default on purpose: GORM skips zero values on
+	// insert when a default exists, which would store false as true.
+	Enabled        bool `gorm:"not null"`
+	TimeoutSeconds *int
+	CreatedAt      time.Time `gorm:"not null;autoCreateTime:false"`
+	UpdatedAt      time.Time `gorm:"not null;autoUpdateTime:false"`
+}
+
+// TableName pins the table name shared with chapkit's schema.
+func (Task) TableName() string { return "tasks" }
+
+// Out is the wire shape of a task (CONTRACT §2.1).
+type Out struct {
+	ID             string          `json:"id"`
+	CreatedAt      string          `json:"created_at"`
+	UpdatedAt      string          `json:"updated_at"`
+	Command        string          `json:"command"`
+	TaskType       string          `json:"task_type"`
+	Parameters     json.RawMessage `json:"parameters"`
+	Enabled        bool            `json:"enabled"`
+	TimeoutSeconds *int            `json:"timeout_seconds"`
+}
+
+// Out renders t for the wire.
+func (t *Task) Out() Out {
+	return Out{
+		ID: t.ID, CreatedAt: wire.FormatTime(t.CreatedAt), UpdatedAt: wire.FormatTime(t.UpdatedAt),
+		Command: t.Command, TaskType: t.TaskType, Parameters: nullIfEmpty(t.Parameters),
+		Enabled: t.Enabled, TimeoutSeconds: t.TimeoutSeconds,
+	}
+}
+
+func nullIfEmpty(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
+}
+
+// Schema is the JSON Schema of [Out] served at GET /api/v1/tasks/$schema.
+func Schema() map[string]any {
+	str := map[string]any{"type": "string"}
+	ts := map[string]any{"type": "string", "format": "date-time"}
+	return map[string]any{
+		"title": "TaskOut",
+		"type":  "object",
+		"properties": map[string]any{
+			"id":              map[string]any{"type": "string", "title": "Id", "format": "ulid"},
+			"created_at":      ts,
+			"updated_at":      ts,
+			"command":         str,
+			"task_type":       map[string]any{"type": "string", "enum": []string{TypeShell, TypePython}},
+			"parameters":      map[string]any{"anyOf": []any{map[string]any{"type": "object"}, map[string]any{"type": "null"}}},
+			"enabled":         map[string]any{"type": "boolean"},
+			"timeout_seconds": map[string]any{"anyOf": []any{map[string]any{"type": "integer", "exclusiveMinimum": 0}, map[string]any{"type": "null"}}},
+		},
+		"required": []string{"id", "created_at", "updated_at", "command", "task_type", "enabled"},
+	}
+}
