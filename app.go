@@ -1,0 +1,370 @@
+package chapkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
+
+	"github.com/chapkit-go/chapkit/artifact"
+	"github.com/chapkit-go/chapkit/inject"
+	"github.com/chapkit-go/chapkit/internal/sqlitedb"
+	"github.com/chapkit-go/chapkit/job"
+	"github.com/chapkit-go/chapkit/registry"
+	"github.com/chapkit-go/chapkit/task"
+)
+
+// Database is the app's database handle as task functions inject it.
+type Database struct {
+	// DB is the app-wide handle; bind it to a context before use.
+	DB *gorm.DB
+}
+
+// App is a built chapkit service. Start runs the start-up sequence,
+// Handler serves HTTP, Shutdown drains and stops. It is safe for
+// concurrent use; it cannot be started again after Shutdown.
+type App struct {
+	info      ServiceInfo
+	log       *slog.Logger
+	echo      *echo.Echo
+	b         builderState
+	registry  *registry.Registry
+	container *inject.Container
+
+	// Set by Start, read by handlers after Start returned.
+	db        *gorm.DB
+	ownsDB    bool
+	sched     *job.Scheduler
+	tasks     *task.Manager
+	artifacts *artifact.Manager
+
+	mu       sync.Mutex
+	started  bool
+	stopped  bool
+	server   *http.Server
+	draining atomic.Bool
+	closing  chan struct{} // closed when the drain begins: SSE streams end
+	streams  atomic.Int64
+}
+
+// builderState is the copy of the builder's settings an app keeps.
+type builderState struct {
+	dbTarget  string
+	dbHandle  *gorm.DB
+	dbDialect gorm.Dialector
+	dbOpts    DatabaseOptions
+	health    *HealthConfig
+	system    bool
+	artifacts *ArtifactsConfig
+	hierarchy *artifact.Hierarchy
+	jobs      *JobsConfig
+	tasks     *TasksConfig
+	limits    Limits
+	startup   []Hook
+	shutdown  []Hook
+}
+
+func newApp(b *ServiceBuilder) *App {
+	log := b.logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	st := builderState{
+		dbTarget: b.dbTarget, dbHandle: b.dbHandle, dbDialect: b.dbDialect, dbOpts: b.dbOpts,
+		system: b.system, limits: b.limits,
+		startup: slices.Clone(b.startup), shutdown: slices.Clone(b.shutdown),
+	}
+	if b.health != nil {
+		h := *b.health
+		h.Checks = slices.Clone(h.Checks)
+		st.health = &h
+	}
+	if b.artifacts != nil {
+		c, h := *b.artifacts, *b.hierarchy
+		h.LevelLabels = maps.Clone(h.LevelLabels)
+		st.artifacts, st.hierarchy = &c, &h
+	}
+	if b.jobs != nil {
+		c := *b.jobs
+		st.jobs = &c
+	}
+	if b.tasks != nil {
+		c := *b.tasks
+		st.tasks = &c
+	}
+	if st.limits.MaxBodyBytes <= 0 {
+		st.limits.MaxBodyBytes = 1 << 20
+	}
+	if st.limits.MaxStreams <= 0 {
+		st.limits.MaxStreams = 1000
+	}
+	info := b.info
+	info.Extra = maps.Clone(info.Extra)
+	a := &App{info: info, log: log, b: st, closing: make(chan struct{}), container: b.container.Clone()}
+	if b.registry != nil {
+		a.registry = b.registry
+	}
+	a.provideBuiltins()
+	a.echo = a.newEcho()
+	a.mountRoutes()
+	for _, f := range b.routes {
+		f(a)
+	}
+	return a
+}
+
+// provideBuiltins makes the framework's values injectable. They resolve
+// per execution, because they exist only once Start opened the database;
+// the *gorm.DB is bound to the job's context (CONTRACT §6.3).
+func (a *App) provideBuiltins() {
+	c := a.container
+	_ = inject.ProvideFunc[*gorm.DB](c, func(ctx context.Context) (*gorm.DB, error) {
+		return a.db.WithContext(ctx), nil
+	})
+	_ = inject.ProvideFunc[*Database](c, func(ctx context.Context) (*Database, error) {
+		return &Database{DB: a.db}, nil
+	})
+	if a.b.artifacts != nil {
+		_ = inject.ProvideFunc[*artifact.Manager](c, func(ctx context.Context) (*artifact.Manager, error) {
+			return a.artifacts, nil
+		})
+	}
+	if a.b.jobs != nil {
+		_ = inject.ProvideFunc[*job.Scheduler](c, func(ctx context.Context) (*job.Scheduler, error) {
+			return a.sched, nil
+		})
+	}
+}
+
+// Handler returns the app's HTTP handler. Call Start first.
+func (a *App) Handler() http.Handler { return a.echo }
+
+// Echo returns the underlying Echo instance, for custom routes and middleware.
+func (a *App) Echo() *echo.Echo { return a.echo }
+
+// DB returns the database handle; nil before Start.
+func (a *App) DB() *gorm.DB { return a.db }
+
+// Scheduler returns the job scheduler; nil without WithJobs or before Start.
+func (a *App) Scheduler() *job.Scheduler { return a.sched }
+
+// Tasks returns the task manager; nil without WithTasks or before Start.
+func (a *App) Tasks() *task.Manager { return a.tasks }
+
+// Artifacts returns the artifact manager; nil without WithArtifacts or
+// before Start.
+func (a *App) Artifacts() *artifact.Manager { return a.artifacts }
+
+// Registry returns the function registry of the tasks; nil without WithTasks.
+func (a *App) Registry() *registry.Registry { return a.registry }
+
+// Logger returns the app's logger.
+func (a *App) Logger() *slog.Logger { return a.log }
+
+// Start runs the start-up sequence of CONTRACT §5.4: open the database and
+// its schema, recover jobs (D3), run the start-up hooks, validate orphaned
+// function tasks (D8). It does not listen; see [App.ListenAndServe] and
+// [App.Run]. A failing step aborts Start and is returned.
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.started {
+		return errors.New("chapkit: app already started")
+	}
+	if err := a.openDatabase(ctx); err != nil {
+		return err
+	}
+	if a.b.artifacts != nil {
+		if err := artifact.Migrate(ctx, a.db); err != nil {
+			return fmt.Errorf("chapkit: migrate artifacts: %w", err)
+		}
+		a.artifacts = artifact.NewManager(a.db, a.b.hierarchy)
+	}
+	if a.b.tasks != nil {
+		if err := task.Migrate(ctx, a.db); err != nil {
+			return fmt.Errorf("chapkit: migrate tasks: %w", err)
+		}
+	}
+	if a.b.jobs != nil {
+		if err := job.Migrate(ctx, a.db); err != nil {
+			return fmt.Errorf("chapkit: migrate jobs: %w", err)
+		}
+		a.sched = job.New(a.db, job.Config{
+			MaxConcurrency: a.b.jobs.MaxConcurrency, MaxPending: a.b.jobs.MaxPending,
+			DrainTimeout: a.b.jobs.DrainTimeout, RetryInterrupted: a.b.jobs.RetryInterrupted,
+			Logger: a.log,
+		})
+	}
+	if a.b.tasks != nil {
+		a.registry.Freeze()
+		a.container.Freeze()
+		a.tasks = task.NewManager(a.db, task.Config{
+			Jobs: a.sched, Artifacts: a.artifacts, Registry: a.registry, Container: a.container,
+			MaxOutput: a.b.tasks.MaxOutput, DefaultTimeout: a.b.tasks.DefaultTimeout, Logger: a.log,
+		})
+		if err := a.sched.Handle(task.JobKind, a.tasks.RunJob); err != nil {
+			return err
+		}
+	}
+	if a.sched != nil {
+		if err := a.sched.Start(ctx); err != nil {
+			return err
+		}
+	}
+	for i, h := range a.b.startup {
+		if err := h(ctx, a); err != nil {
+			return fmt.Errorf("chapkit: start-up hook %d: %w", i+1, err)
+		}
+	}
+	if a.tasks != nil && !a.b.tasks.SkipOrphanValidation {
+		if _, err := a.tasks.ValidateOrphans(ctx, a.registry); err != nil {
+			return fmt.Errorf("chapkit: orphan validation: %w", err)
+		}
+	}
+	a.started = true
+	return nil
+}
+
+func (a *App) openDatabase(ctx context.Context) error {
+	switch {
+	case a.b.dbHandle != nil:
+		a.db = a.b.dbHandle
+	case a.b.dbDialect != nil:
+		db, err := gorm.Open(a.b.dbDialect, &gorm.Config{TranslateError: true, SkipDefaultTransaction: true})
+		if err != nil {
+			return fmt.Errorf("chapkit: open database: %w", err)
+		}
+		a.db, a.ownsDB = db, true
+	default:
+		db, err := sqlitedb.Open(a.b.dbTarget, sqlitedb.Config{
+			Synchronous: a.b.dbOpts.Synchronous, BusyTimeout: a.b.dbOpts.BusyTimeout, Logger: a.log,
+		})
+		if err != nil {
+			return fmt.Errorf("chapkit: %w", err)
+		}
+		a.db, a.ownsDB = db, true
+	}
+	return a.db.WithContext(ctx).Exec("SELECT 1").Error
+}
+
+// ValidateOrphanedTasks disables every "python" task whose function is not
+// registered and returns how many there are (CONTRACT §4.7). It returns 0
+// for an app without tasks or before Start.
+func ValidateOrphanedTasks(ctx context.Context, a *App) (int, error) {
+	if a == nil || a.tasks == nil {
+		return 0, nil
+	}
+	return a.tasks.ValidateOrphans(ctx, a.registry)
+}
+
+// ListenAndServe serves HTTP on addr until Shutdown. It returns nil after
+// a Shutdown, like http.ErrServerClosed.
+func (a *App) ListenAndServe(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return a.Serve(ln)
+}
+
+// Serve serves HTTP on ln until Shutdown.
+func (a *App) Serve(ln net.Listener) error {
+	a.mu.Lock()
+	if a.stopped {
+		a.mu.Unlock()
+		_ = ln.Close()
+		return errors.New("chapkit: app is shut down")
+	}
+	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 30 * time.Second}
+	a.server = srv
+	a.mu.Unlock()
+	a.log.Info("serving", "addr", ln.Addr().String())
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Run starts the app, serves addr, and shuts down (draining, CONTRACT D14)
+// when ctx is done. It returns after the shutdown; a drain that ran into
+// its deadline is logged, not returned, since interrupted jobs are recorded.
+func (a *App) Run(ctx context.Context, addr string) error {
+	if err := a.Start(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = a.Shutdown(context.Background())
+		return err
+	}
+	served := make(chan error, 1)
+	go func() { served <- a.Serve(ln) }()
+	select {
+	case err := <-served:
+		_ = a.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down")
+	if err := a.Shutdown(context.Background()); err != nil {
+		a.log.Warn("shutdown", "error", err)
+	}
+	return <-served
+}
+
+// Shutdown drains and stops the app in this order: refuse new executions
+// (503) and close SSE streams; stop the scheduler, letting running jobs
+// finish until the drain deadline; stop the HTTP server; run the shutdown
+// hooks; close the database if the app opened it. It is idempotent and a
+// no-op before Start; it returns ctx's error if ctx ends first.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	if !a.started || a.stopped {
+		a.mu.Unlock()
+		return nil
+	}
+	a.stopped = true
+	srv := a.server
+	a.mu.Unlock()
+
+	a.draining.Store(true)
+	close(a.closing)
+	var errs []error
+	// The scheduler drains before the server stops (STYLE §5 has it the
+	// other way round): while running jobs finish, clients can still read
+	// their status and get the documented 503 from $execute (CONTRACT D14)
+	// instead of a refused connection.
+	if a.sched != nil {
+		if err := a.sched.Stop(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if srv != nil {
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	for i, h := range a.b.shutdown {
+		if err := h(ctx, a); err != nil {
+			errs = append(errs, fmt.Errorf("chapkit: shutdown hook %d: %w", i+1, err))
+		}
+	}
+	if a.ownsDB {
+		if sqlDB, err := a.db.DB(); err == nil {
+			if err := sqlDB.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,346 @@
+package chapkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+
+	"regexp"
+	"slices"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/chapkit-go/chapkit/artifact"
+	"github.com/chapkit-go/chapkit/inject"
+	"github.com/chapkit-go/chapkit/registry"
+)
+
+// Permissions selects the CRUD routes of a resource (CONTRACT §1.7). A
+// route whose permission is false is not registered at all.
+type Permissions struct {
+	Create, Read, Update, Delete bool
+}
+
+// AllPermissions allows every operation; it is the default.
+var AllPermissions = Permissions{Create: true, Read: true, Update: true, Delete: true}
+
+// ReadOnly allows reading only.
+var ReadOnly = Permissions{Read: true}
+
+// ArtifactsConfig configures the artifact store and its routes.
+type ArtifactsConfig struct {
+	// Prefix of the routes; default /api/v1/artifacts.
+	Prefix string
+	// Permissions; nil means AllPermissions.
+	Permissions *Permissions
+}
+
+// JobsConfig configures the job scheduler and its routes.
+type JobsConfig struct {
+	// Prefix of the routes; default /api/v1/jobs.
+	Prefix string
+	// MaxConcurrency caps the jobs running at once; 0 = unlimited.
+	MaxConcurrency int
+	// MaxPending is how many jobs may wait before $execute answers 503;
+	// 0 = 10,000.
+	MaxPending int
+	// DrainTimeout is how long Shutdown lets running jobs finish; 0 = 30 s.
+	DrainTimeout time.Duration
+	// RetryInterrupted, when above 1, is the number of attempts a job
+	// interrupted by a crash or a drain gets in all, instead of failing.
+	RetryInterrupted int
+}
+
+// TasksConfig configures task templates, their execution and routes.
+type TasksConfig struct {
+	// Prefix of the routes; default /api/v1/tasks.
+	Prefix string
+	// Permissions; nil means AllPermissions. $execute is always mounted.
+	Permissions *Permissions
+	// SkipOrphanValidation turns off the start-up check that disables
+	// "python" tasks whose function is not registered (CONTRACT D8).
+	SkipOrphanValidation bool
+	// MaxOutput caps a shell task's stdout and stderr, each; 0 = 1 MiB.
+	MaxOutput int64
+	// DefaultTimeout applies to tasks without timeout_seconds; 0 = none.
+	DefaultTimeout time.Duration
+}
+
+// HealthState is the state a health check reports.
+type HealthState string
+
+// The health states, best first.
+const (
+	Healthy   HealthState = "healthy"
+	Degraded  HealthState = "degraded"
+	Unhealthy HealthState = "unhealthy"
+)
+
+// HealthCheck is a named check run by GET /health, in registration order.
+// A returned error makes the check unhealthy with "Check failed: <err>".
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) (HealthState, string, error)
+}
+
+// HealthConfig configures the health routes.
+type HealthConfig struct {
+	// Prefix of the routes; default /health.
+	Prefix string
+	Checks []HealthCheck
+	// NoDatabaseCheck leaves out the built-in "database" check.
+	NoDatabaseCheck bool
+}
+
+// Limits bound what clients can make the service hold (CONTRACT D15).
+type Limits struct {
+	// MaxBodyBytes caps request bodies (413 beyond); 0 = 1 MiB.
+	MaxBodyBytes int64
+	// MaxStreams caps open SSE streams (503 beyond); 0 = 1,000.
+	MaxStreams int
+}
+
+// DatabaseOptions tunes a SQLite database the builder opens.
+type DatabaseOptions struct {
+	// Synchronous is NORMAL (default) or FULL.
+	Synchronous string
+	// BusyTimeout; 0 = 30 s.
+	BusyTimeout time.Duration
+}
+
+// Hook is a start-up or shutdown hook.
+type Hook func(ctx context.Context, app *App) error
+
+// ServiceBuilder assembles an [App]. Its With* methods only record
+// intent: they do no I/O, start nothing and never panic; mistakes are
+// collected and returned together by [ServiceBuilder.Build]. A builder is
+// not safe for concurrent use; Build may be called more than once and
+// gives independent apps.
+type ServiceBuilder struct {
+	info       ServiceInfo
+	errs       []error
+	dbTarget   string
+	dbHandle   *gorm.DB
+	dbDialect  gorm.Dialector
+	dbOpts     DatabaseOptions
+	logger     *slog.Logger
+	health     *HealthConfig
+	system     bool
+	artifacts  *ArtifactsConfig
+	hierarchy  *artifact.Hierarchy
+	jobs       *JobsConfig
+	tasks      *TasksConfig
+	registry   *registry.Registry
+	container  *inject.Container
+	limits     Limits
+	startup    []Hook
+	shutdown   []Hook
+	routes     []func(*App)
+	middleware []func(*App)
+}
+
+// NewServiceBuilder starts a builder for a service described by info.
+func NewServiceBuilder(info ServiceInfo) *ServiceBuilder {
+	return &ServiceBuilder{info: info, container: inject.New()}
+}
+
+func (b *ServiceBuilder) fail(err error) *ServiceBuilder {
+	b.errs = append(b.errs, err)
+	return b
+}
+
+// WithDatabase selects the database: a SQLite file path, ":memory:" or ""
+// (in memory, the default), a "sqlite:///path" or
+// "sqlite+aiosqlite:///path" URL, a ready *gorm.DB (not closed by the app)
+// or a gorm.Dialector for another driver. Anything else is a Build error.
+func (b *ServiceBuilder) WithDatabase(target any, opts ...DatabaseOptions) *ServiceBuilder {
+	b.dbTarget, b.dbHandle, b.dbDialect = "", nil, nil
+	switch t := target.(type) {
+	case nil:
+	case string:
+		b.dbTarget = t
+	case *gorm.DB:
+		if t == nil {
+			return b.fail(errors.New("WithDatabase: nil *gorm.DB"))
+		}
+		b.dbHandle = t
+	case gorm.Dialector:
+		b.dbDialect = t
+	default:
+		return b.fail(fmt.Errorf("Expected str, Database, or None, got %T. Use .WithDatabase(\"\") for the default, .WithDatabase(\"tasks.db\") for a file, or .WithDatabase(db) for a pre-configured *gorm.DB", target))
+	}
+	if len(opts) > 1 {
+		return b.fail(errors.New("WithDatabase: at most one DatabaseOptions"))
+	}
+	if len(opts) == 1 {
+		b.dbOpts = opts[0]
+	}
+	return b
+}
+
+// WithLogger sets the logger of the service; the default discards logs.
+func (b *ServiceBuilder) WithLogger(l *slog.Logger) *ServiceBuilder {
+	b.logger = l
+	return b
+}
+
+// WithHealth mounts /health and /health/$stream with the given checks and
+// the built-in database check.
+func (b *ServiceBuilder) WithHealth(checks ...HealthCheck) *ServiceBuilder {
+	return b.WithHealthConfig(HealthConfig{Checks: checks})
+}
+
+// WithHealthConfig mounts the health routes as cfg says.
+func (b *ServiceBuilder) WithHealthConfig(cfg HealthConfig) *ServiceBuilder {
+	cfg.Checks = slices.Clone(cfg.Checks)
+	b.health = &cfg
+	return b
+}
+
+// WithSystem mounts /api/v1/system and /api/v1/system/apps.
+func (b *ServiceBuilder) WithSystem() *ServiceBuilder {
+	b.system = true
+	return b
+}
+
+// WithArtifacts enables the artifact store with the hierarchy that names
+// its levels, and mounts its routes.
+func (b *ServiceBuilder) WithArtifacts(h artifact.Hierarchy, cfg ...ArtifactsConfig) *ServiceBuilder {
+	if len(cfg) > 1 {
+		return b.fail(errors.New("WithArtifacts: at most one ArtifactsConfig"))
+	}
+	c := ArtifactsConfig{}
+	if len(cfg) == 1 {
+		c = cfg[0]
+	}
+	h.LevelLabels = maps.Clone(h.LevelLabels)
+	b.artifacts, b.hierarchy = &c, &h
+	return b
+}
+
+// WithJobs enables the durable job scheduler and mounts its routes.
+func (b *ServiceBuilder) WithJobs(cfg JobsConfig) *ServiceBuilder {
+	b.jobs = &cfg
+	return b
+}
+
+// WithTasks enables task templates and their execution. reg holds the Go
+// functions "python" tasks may name; nil means registry.Default. Tasks need
+// WithArtifacts and WithJobs too (CONTRACT D2).
+func (b *ServiceBuilder) WithTasks(reg *registry.Registry, cfg ...TasksConfig) *ServiceBuilder {
+	if len(cfg) > 1 {
+		return b.fail(errors.New("WithTasks: at most one TasksConfig"))
+	}
+	c := TasksConfig{}
+	if len(cfg) == 1 {
+		c = cfg[0]
+	}
+	if reg == nil {
+		reg = registry.Default
+	}
+	b.tasks, b.registry = &c, reg
+	return b
+}
+
+// WithLimits sets the request and stream bounds (CONTRACT D15).
+func (b *ServiceBuilder) WithLimits(l Limits) *ServiceBuilder {
+	b.limits = l
+	return b
+}
+
+// OnStartup adds a hook run at start-up, after the database and the job
+// recovery and before orphan validation; hooks run in the order added and
+// a failing one aborts Start.
+func (b *ServiceBuilder) OnStartup(h Hook) *ServiceBuilder {
+	b.startup = append(b.startup, h)
+	return b
+}
+
+// OnShutdown adds a hook run at shutdown after the drain, in the order added.
+func (b *ServiceBuilder) OnShutdown(h Hook) *ServiceBuilder {
+	b.shutdown = append(b.shutdown, h)
+	return b
+}
+
+// WithRoutes adds custom routes; f is called at Build with the app, whose
+// Echo() it may extend. Routes are mounted after the built-in ones.
+func (b *ServiceBuilder) WithRoutes(f func(app *App)) *ServiceBuilder {
+	b.routes = append(b.routes, f)
+	return b
+}
+
+// Provide makes v available to registered task functions that inject a
+// field of type T (keys match exactly: provide interfaces as interfaces).
+func Provide[T any](b *ServiceBuilder, v T) *ServiceBuilder {
+	if err := inject.Provide[T](b.container, v); err != nil {
+		return b.fail(err)
+	}
+	return b
+}
+
+// ProvideFunc makes T available through f, called for every execution that
+// needs it with the job's context.
+func ProvideFunc[T any](b *ServiceBuilder, f func(ctx context.Context) (T, error)) *ServiceBuilder {
+	if err := inject.ProvideFunc[T](b.container, f); err != nil {
+		return b.fail(err)
+	}
+	return b
+}
+
+var healthName = regexp.MustCompile(`^[\p{L}\p{N}_-]+$`)
+
+// validate checks the options against each other, in the order of
+// CONTRACT §5.3, and returns every problem found.
+func (b *ServiceBuilder) validate() error {
+	errs := slices.Clone(b.errs)
+	if b.info.DisplayName == "" {
+		errs = append(errs, errors.New("ServiceInfo.DisplayName is required"))
+	}
+	if b.health != nil {
+		for _, c := range b.health.Checks {
+			if !healthName.MatchString(c.Name) {
+				errs = append(errs, fmt.Errorf("Health check name '%s' contains invalid characters. Only alphanumeric characters, underscores, and hyphens are allowed.", c.Name))
+			}
+			if c.Check == nil {
+				errs = append(errs, fmt.Errorf("health check %q has no Check function", c.Name))
+			}
+		}
+	}
+	if b.tasks != nil && b.artifacts == nil {
+		errs = append(errs, errors.New("Task execution requires artifacts to store results. Call `WithArtifacts(...)` before `Build()`."))
+	}
+	if b.tasks != nil && b.jobs == nil {
+		errs = append(errs, errors.New("Task execution requires a job scheduler. Call `WithJobs(...)` before `Build()`."))
+	}
+	return errors.Join(errs...)
+}
+
+// Build checks the configuration and assembles the app: routes, managers
+// and injector. It opens nothing and starts nothing; [App.Start] does.
+// Every configuration mistake is returned, joined.
+func (b *ServiceBuilder) Build() (*App, error) {
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	a := newApp(b)
+	if b.tasks != nil {
+		// Check here, not at the first execution, that every function's
+		// injected types resolve.
+		if err := a.registry.Check(a.container); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// MustBuild is Build for main packages and examples: it panics on error.
+func (b *ServiceBuilder) MustBuild() *App {
+	a, err := b.Build()
+	if err != nil {
+		panic(err)
+	}
+	return a
+}

@@ -1,0 +1,116 @@
+// Package chapkit turns a Go program into a task-execution service: task
+// templates (shell commands or registered Go functions) stored in a
+// database, executed as durable jobs under bounded concurrency, with every
+// result kept as an immutable artifact, all served over a REST API that
+// chapkit clients already speak.
+//
+// # Quick start
+//
+//	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "Demo"}).
+//		WithDatabase("demo.db").
+//		WithHealth().
+//		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
+//		WithJobs(chapkit.JobsConfig{MaxConcurrency: 3}).
+//		WithTasks(nil).
+//		Build()
+//	if err != nil { ... }
+//	err = app.Run(ctx, ":8000") // serves until ctx is done, then drains
+//
+// # Tasks
+//
+// A task is a template: a shell command (task_type "shell") or the name of
+// a registered function (task_type "python", kept for chapkit clients;
+// "function" is accepted as an alias). POST /api/v1/tasks/{id}/$execute
+// answers 202 with a job id and runs the task in the background.
+//
+// # Jobs
+//
+// Job rows live in the database: they survive restarts, pending ones run
+// after the next start, and running ones are recorded as interrupted (their
+// process groups killed). GET /api/v1/jobs/{id}/$stream pushes every
+// change as a Server-Sent Event.
+//
+// # Artifacts
+//
+// Every execution stores one artifact with a snapshot of the task and its
+// output (stdout, stderr, exit code) or its function result or error. The
+// artifact and the job's completion are written in one transaction.
+//
+// # Registry and injection
+//
+// Go functions are registered with typed generics (registry.Register and
+// registry.RegisterWith): parameters are decoded from the task's JSON
+// parameters into a struct, and framework values (*gorm.DB bound to the
+// job, *artifact.Manager, *job.Scheduler, your own types given to
+// [Provide]) are injected by type. Build fails when a function needs a type
+// nobody provides.
+//
+// # Errors
+//
+// Every package returns [*Error] (package problem); one HTTP error handler
+// renders it in the body family the contract fixes for the route.
+//
+// # Shutdown
+//
+// [App.Shutdown] drains: $execute answers 503, SSE streams close, running
+// jobs get until the drain deadline, the rest stay pending for the next
+// start.
+package chapkit
+
+import (
+	"encoding/json"
+
+	"github.com/chapkit-go/chapkit/problem"
+)
+
+// Error is the error type of every chapkit package.
+type Error = problem.Error
+
+// ServiceInfo describes the service at GET /api/v1/info.
+type ServiceInfo struct {
+	// DisplayName is required.
+	DisplayName string
+	// Version defaults to "1.0.0".
+	Version     string
+	Summary     string
+	Description string // defaults to Summary
+	Contact     map[string]string
+	LicenseInfo map[string]string
+	// Extra members are added to the info object as they are.
+	Extra map[string]any
+}
+
+// MarshalJSON renders the info with all keys present, empty ones as null.
+func (s ServiceInfo) MarshalJSON() ([]byte, error) {
+	str := func(v string) any {
+		if v == "" {
+			return nil
+		}
+		return v
+	}
+	m := func(v map[string]string) any {
+		if v == nil {
+			return nil
+		}
+		return v
+	}
+	out := map[string]any{}
+	for k, v := range s.Extra {
+		out[k] = v
+	}
+	version := s.Version
+	if version == "" {
+		version = "1.0.0"
+	}
+	desc := s.Description
+	if desc == "" {
+		desc = s.Summary
+	}
+	out["display_name"] = s.DisplayName
+	out["version"] = version
+	out["summary"] = str(s.Summary)
+	out["description"] = str(desc)
+	out["contact"] = m(s.Contact)
+	out["license_info"] = m(s.LicenseInfo)
+	return json.Marshal(out)
+}

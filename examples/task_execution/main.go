@@ -1,0 +1,58 @@
+// Command task_execution is the shell-task service of chapkit's
+// task-execution guide: five seeded shell tasks, executed as durable jobs
+// whose output is kept as artifacts.
+//
+//	go run ./examples/task_execution -addr :8000 -db tasks.db
+package main
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/chapkit-go/chapkit"
+	"github.com/chapkit-go/chapkit/artifact"
+	"github.com/chapkit-go/chapkit/registry"
+	"github.com/chapkit-go/chapkit/task"
+)
+
+func main() {
+	addr := flag.String("addr", ":8000", "listen address")
+	db := flag.String("db", "", "SQLite database file (empty: in memory, lost at exit)")
+	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+
+	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{
+		DisplayName: "Task Execution Service",
+		Version:     "1.0.0",
+		Summary:     "Example service demonstrating task execution with artifact-based result storage",
+		Description: "Shell tasks stored as templates, executed as durable jobs, results kept as artifacts.",
+	}).
+		WithDatabase(*db).
+		WithLogger(logger).
+		WithHealth().
+		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
+		WithJobs(chapkit.JobsConfig{MaxConcurrency: 3}).
+		WithTasks(registry.New()).
+		OnStartup(chapkit.SeedTasks(
+			task.In{ID: "01JCSEED0000000000000TASK1", Command: "ls -la /tmp", Enabled: true},
+			task.In{ID: "01JCSEED0000000000000TASK2", Command: `echo "Hello from task execution!"`, Enabled: true},
+			task.In{ID: "01JCSEED0000000000000TASK3", Command: "date", Enabled: true},
+			task.In{ID: "01JCSEED0000000000000TASK4", Command: `python3 -c "print(\"Python task execution works!\")"`, Enabled: true},
+			task.In{ID: "01JCSEED0000000000000TASK5", Command: "ls /nonexistent/directory", Enabled: true},
+		)).
+		Build()
+	if err != nil {
+		logger.Error("build service", "error", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := app.Run(ctx, *addr); err != nil {
+		logger.Error("service stopped", "error", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,34 @@
+package chapkit
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chapkit-go/chapkit/task"
+)
+
+// SeedTasks returns a start-up hook that inserts tasks, in order, only when
+// the task table is empty: a file database is seeded once and never
+// re-seeded or overwritten, even after the seeds were edited or deleted.
+func SeedTasks(tasks ...task.In) Hook {
+	return func(ctx context.Context, app *App) error {
+		m := app.Tasks()
+		if m == nil {
+			return fmt.Errorf("SeedTasks: the app has no tasks (use WithTasks)")
+		}
+		n, err := m.Count(ctx)
+		if err != nil || n > 0 {
+			return err
+		}
+		for _, in := range tasks {
+			if in.TaskType == "" {
+				in.TaskType = task.TypeShell
+			}
+			if _, err := m.Create(ctx, in); err != nil {
+				return fmt.Errorf("seed task %s: %w", in.ID, err)
+			}
+		}
+		app.Logger().Info("seeded tasks", "count", len(tasks))
+		return nil
+	}
+}

@@ -1,0 +1,63 @@
+package chapkit
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/chapkit-go/chapkit/problem"
+)
+
+// stream writes Server-Sent Events: `data: <json>` lines, flushed each.
+type stream struct {
+	c    echo.Context
+	done func()
+}
+
+// openStream starts an SSE response, refusing it with 503 past the stream
+// bound (CONTRACT D15) or while the service drains.
+func (a *App) openStream(c echo.Context) (*stream, error) {
+	if a.draining.Load() {
+		return nil, problem.Unavailable("chapkit.openStream", 30, "The service is shutting down")
+	}
+	if n := a.streams.Add(1); n > int64(a.b.limits.MaxStreams) {
+		a.streams.Add(-1)
+		return nil, problem.Unavailable("chapkit.openStream", 5, "Too many open event streams (limit %d); retry later", a.b.limits.MaxStreams)
+	}
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	c.Response().WriteHeader(http.StatusOK)
+	c.Response().Flush()
+	return &stream{c: c, done: func() { a.streams.Add(-1) }}, nil
+}
+
+func (s *stream) close() { s.done() }
+
+func (s *stream) event(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return s.raw(b)
+}
+
+func (s *stream) raw(b []byte) error {
+	if _, err := fmt.Fprintf(s.c.Response(), "data: %s\n\n", b); err != nil {
+		return err
+	}
+	s.c.Response().Flush()
+	return nil
+}
+
+func (s *stream) comment(text string) error {
+	if _, err := fmt.Fprintf(s.c.Response(), ": %s\n\n", text); err != nil {
+		return err
+	}
+	s.c.Response().Flush()
+	return nil
+}
