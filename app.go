@@ -72,6 +72,7 @@ type builderState struct {
 	limits    Limits
 	startup   []Hook
 	shutdown  []Hook
+	ops       opsConfig
 }
 
 func newApp(b *ServiceBuilder) *App {
@@ -83,6 +84,7 @@ func newApp(b *ServiceBuilder) *App {
 		dbTarget: b.dbTarget, dbHandle: b.dbHandle, dbDialect: b.dbDialect, dbOpts: b.dbOpts,
 		system: b.system, limits: b.limits,
 		startup: slices.Clone(b.startup), shutdown: slices.Clone(b.shutdown),
+		ops: b.ops.clone(),
 	}
 	if b.health != nil {
 		h := *b.health
@@ -120,6 +122,7 @@ func newApp(b *ServiceBuilder) *App {
 	for _, f := range b.routes {
 		f(a)
 	}
+	a.mountOps()
 	return a
 }
 
@@ -202,7 +205,7 @@ func (a *App) Start(ctx context.Context) error {
 		a.sched = job.New(a.db, job.Config{
 			MaxConcurrency: a.b.jobs.MaxConcurrency, MaxPending: a.b.jobs.MaxPending,
 			DrainTimeout: a.b.jobs.DrainTimeout, RetryInterrupted: a.b.jobs.RetryInterrupted,
-			Logger: a.log,
+			Logger: a.log, Observer: a.jobObserver(),
 		})
 	}
 	if a.b.tasks != nil {

@@ -139,7 +139,7 @@ type ServiceBuilder struct {
 	startup    []Hook
 	shutdown   []Hook
 	routes     []func(*App)
-	middleware []func(*App)
+	ops        opsConfig
 }
 
 // NewServiceBuilder starts a builder for a service described by info.
@@ -296,6 +296,7 @@ var healthName = regexp.MustCompile(`^[\p{L}\p{N}_-]+$`)
 // CONTRACT §5.3, and returns every problem found.
 func (b *ServiceBuilder) validate() error {
 	errs := slices.Clone(b.errs)
+	errs = append(errs, b.ops.validate()...)
 	if b.info.DisplayName == "" {
 		errs = append(errs, errors.New("ServiceInfo.DisplayName is required"))
 	}

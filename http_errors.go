@@ -46,6 +46,7 @@ func (a *App) newEcho() *echo.Echo {
 	e.HTTPErrorHandler = a.handleError
 	e.Pre(unescapeDollar)
 	e.Pre(middleware.RemoveTrailingSlashWithConfig(middleware.TrailingSlashConfig{RedirectCode: http.StatusTemporaryRedirect}))
+	a.installMiddleware(e)
 	return e
 }
 
