@@ -120,26 +120,26 @@ type Hook func(ctx context.Context, app *App) error
 // not safe for concurrent use; Build may be called more than once and
 // gives independent apps.
 type ServiceBuilder struct {
-	info       ServiceInfo
-	errs       []error
-	dbTarget   string
-	dbHandle   *gorm.DB
-	dbDialect  gorm.Dialector
-	dbOpts     DatabaseOptions
-	logger     *slog.Logger
-	health     *HealthConfig
-	system     bool
-	artifacts  *ArtifactsConfig
-	hierarchy  *artifact.Hierarchy
-	jobs       *JobsConfig
-	tasks      *TasksConfig
-	registry   *registry.Registry
-	container  *inject.Container
-	limits     Limits
-	startup    []Hook
-	shutdown   []Hook
-	routes     []func(*App)
-	ops        opsConfig
+	info      ServiceInfo
+	errs      []error
+	dbTarget  string
+	dbHandle  *gorm.DB
+	dbDialect gorm.Dialector
+	dbOpts    DatabaseOptions
+	logger    *slog.Logger
+	health    *HealthConfig
+	system    bool
+	artifacts *ArtifactsConfig
+	hierarchy *artifact.Hierarchy
+	jobs      *JobsConfig
+	tasks     *TasksConfig
+	registry  *registry.Registry
+	container *inject.Container
+	limits    Limits
+	startup   []Hook
+	shutdown  []Hook
+	routes    []func(*App)
+	ops       opsConfig
 }
 
 // NewServiceBuilder starts a builder for a service described by info.
