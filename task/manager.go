@@ -205,6 +205,24 @@ func (m *Manager) Patch(ctx context.Context, id string, patch json.RawMessage) (
 	if err != nil {
 		return nil, problem.Wrap(problem.KindInternal, op, err, "encode task")
 	}
+	// RFC 7396 reads null as "remove the member", which for these fields
+	// would quietly restore the defaults; null is not a value they take.
+	var members map[string]any
+	if json.Unmarshal(patch, &members) == nil {
+		var items []problem.Violation
+		for _, f := range []struct{ name, typ, msg string }{
+			{"command", "string_type", "Input should be a valid string"},
+			{"task_type", "literal_error", "Input should be 'shell' or 'python'"},
+			{"enabled", "bool_type", "Input should be a valid boolean"},
+		} {
+			if v, present := members[f.name]; present && v == nil {
+				items = append(items, problem.Violation{Type: f.typ, Loc: []any{"body", f.name}, Msg: f.msg, Input: nil})
+			}
+		}
+		if len(items) > 0 {
+			return nil, problem.Invalid(op, items...)
+		}
+	}
 	merged, err := jsonpatch.MergePatch(doc, patch)
 	if err != nil {
 		return nil, problem.Invalid(op, problem.Violation{Type: "model_attributes_type", Loc: []any{"body"},
