@@ -54,6 +54,8 @@ type App struct {
 	server   *http.Server
 	draining atomic.Bool
 	closing  chan struct{} // closed when the drain begins: SSE streams end
+	connsMu  sync.Mutex
+	newConns map[net.Conn]struct{} // connections that have not sent a request yet
 	streams  atomic.Int64
 }
 
@@ -288,7 +290,7 @@ func (a *App) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return errors.New("chapkit: app is shut down")
 	}
-	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 30 * time.Second, ConnState: a.trackConn}
 	a.server = srv
 	a.mu.Unlock()
 	a.log.Info("serving", "addr", ln.Addr().String())
@@ -353,7 +355,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 	}
 	if srv != nil {
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.stopServer(ctx, srv); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -370,4 +372,45 @@ func (a *App) Shutdown(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// trackConn remembers connections that have not sent a request yet.
+func (a *App) trackConn(c net.Conn, st http.ConnState) {
+	a.connsMu.Lock()
+	defer a.connsMu.Unlock()
+	if a.newConns == nil {
+		a.newConns = map[net.Conn]struct{}{}
+	}
+	if st == http.StateNew {
+		a.newConns[c] = struct{}{}
+	} else {
+		delete(a.newConns, c)
+	}
+}
+
+// stopServer shuts the server down gracefully. net/http waits up to five
+// seconds for a connection that was opened but has sent no request (clients
+// open spare ones); such a connection carries no work, so it is closed at
+// once instead of holding the exit of a drained service.
+func (a *App) stopServer(ctx context.Context, srv *http.Server) error {
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		case <-tick.C:
+			a.connsMu.Lock()
+			for c := range a.newConns {
+				_ = c.Close()
+				delete(a.newConns, c)
+			}
+			a.connsMu.Unlock()
+		}
+	}
 }
