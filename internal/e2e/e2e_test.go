@@ -106,12 +106,19 @@ func start(t *testing.T, bin, db string) *service {
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
+	eventuallyEvery(t, within, 20*time.Millisecond, what, cond)
+}
+
+// eventuallyEvery is eventually with its own polling interval, for
+// conditions that are expensive to check.
+func eventuallyEvery(t *testing.T, within, every time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting until %s", within, what)
 		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
+		time.Sleep(every) // polling interval, not synchronisation
 	}
 }
 
@@ -436,4 +443,121 @@ func TestDrain(t *testing.T) {
 		return true
 	})
 	t.Logf("drain with 3 running jobs took %s", drain.Round(time.Millisecond))
+}
+
+// TestLoadWithoutLoss drives 10,000 $execute calls from 64 concurrent
+// clients against a file database while a prober checks /health: every
+// call gets its job, every job completes with exactly one artifact, and
+// health answers 200 throughout.
+func TestLoadWithoutLoss(t *testing.T) {
+	const total, clients = 10_000, 64
+	bin := binary(t, "task_execution")
+	s := start(t, bin, filepath.Join(t.TempDir(), "load.db"))
+	taskID := s.createTask("true", "shell", nil)
+
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	stopProbe := make(chan struct{})
+	probeDone := make(chan struct{})
+	var probes, unhealthy int
+	var slowest time.Duration
+	go func() {
+		defer close(probeDone)
+		for {
+			select {
+			case <-stopProbe:
+				return
+			default:
+			}
+			began := time.Now()
+			resp, err := client.Get(s.base + "/health")
+			if err != nil || resp.StatusCode != http.StatusOK {
+				unhealthy++
+			}
+			if resp != nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+			probes++
+			slowest = max(slowest, time.Since(began))
+			select {
+			case <-stopProbe:
+				return
+			case <-time.After(20 * time.Millisecond): // probe interval
+			}
+		}
+	}()
+
+	began := time.Now()
+	ids := make(chan string, total)
+	work := make(chan struct{}, total)
+	for range total {
+		work <- struct{}{}
+	}
+	close(work)
+	var wg sync.WaitGroup
+	var failures sync.Map
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				resp, err := client.Post(s.base+"/api/v1/tasks/"+taskID+"/$execute", "application/json", nil)
+				if err != nil {
+					failures.Store(err.Error(), true)
+					continue
+				}
+				var out struct {
+					JobID string `json:"job_id"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != http.StatusAccepted {
+					failures.Store(fmt.Sprintf("status %d: %v", resp.StatusCode, err), true)
+					continue
+				}
+				ids <- out.JobID
+			}
+		}()
+	}
+	wg.Wait()
+	close(ids)
+	submitTime := time.Since(began)
+	failures.Range(func(k, _ any) bool { t.Errorf("execute failed: %v", k); return true })
+
+	// The list is large while the backlog is; poll it slowly so the
+	// check does not become the load.
+	eventuallyEvery(t, 5*time.Minute, 250*time.Millisecond, "every job is terminal", func() bool {
+		for _, st := range []string{"pending", "running"} {
+			var list []jobRecord
+			s.decode("GET", "/api/v1/jobs?status_filter="+st, nil, http.StatusOK, &list)
+			if len(list) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	close(stopProbe)
+	<-probeDone
+	elapsed := time.Since(began)
+
+	jobs := s.jobs()
+	seen := map[string]bool{}
+	for id := range ids {
+		j, ok := jobs[id]
+		if !ok || j.Status != "completed" || j.ArtifactID == nil {
+			t.Fatalf("job %s = %+v, want completed with an artifact", id, j)
+		}
+		seen[*j.ArtifactID] = true
+	}
+	var arts []json.RawMessage
+	s.decode("GET", "/api/v1/artifacts", nil, http.StatusOK, &arts)
+	if len(jobs) != total || len(seen) != total || len(arts) != total {
+		t.Fatalf("%d jobs, %d distinct artifacts referenced, %d artifacts stored; want %d each", len(jobs), len(seen), len(arts), total)
+	}
+	if unhealthy > 0 {
+		t.Errorf("%d of %d health probes failed during the load", unhealthy, probes)
+	}
+	t.Logf("%d executions from %d clients: submitted in %s, all completed in %s (%.0f/s); %d health probes, slowest %s",
+		total, clients, submitTime.Round(time.Millisecond), elapsed.Round(time.Millisecond),
+		float64(total)/elapsed.Seconds(), probes, slowest.Round(time.Millisecond))
 }
