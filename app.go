@@ -48,15 +48,17 @@ type App struct {
 	tasks     *task.Manager
 	artifacts *artifact.Manager
 
-	mu       sync.Mutex
-	started  bool
-	stopped  bool
-	server   *http.Server
-	draining atomic.Bool
-	closing  chan struct{} // closed when the drain begins: SSE streams end
-	connsMu  sync.Mutex
-	newConns map[net.Conn]struct{} // connections that have not sent a request yet
-	streams  atomic.Int64
+	mu        sync.Mutex
+	started   bool
+	stopped   bool
+	server    *http.Server
+	draining  atomic.Bool
+	closing   chan struct{} // closed when the drain begins: SSE streams end
+	pruneStop chan struct{} // closes the background pruner
+	pruneDone chan struct{}
+	connsMu   sync.Mutex
+	newConns  map[net.Conn]struct{} // connections that have not sent a request yet
+	streams   atomic.Int64
 }
 
 // builderState is the copy of the builder's settings an app keeps.
@@ -100,6 +102,10 @@ func newApp(b *ServiceBuilder) *App {
 	}
 	if b.jobs != nil {
 		c := *b.jobs
+		if c.Retention != nil {
+			r := *c.Retention
+			c.Retention = &r
+		}
 		st.jobs = &c
 	}
 	if b.tasks != nil {
@@ -180,12 +186,17 @@ func (a *App) Logger() *slog.Logger { return a.log }
 // its schema, recover jobs (D3), run the start-up hooks, validate orphaned
 // function tasks (D8). It does not listen; see [App.ListenAndServe] and
 // [App.Run]. A failing step aborts Start and is returned.
-func (a *App) Start(ctx context.Context) error {
+func (a *App) Start(ctx context.Context) (err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.started {
+	if a.started || a.stopped {
 		return errors.New("chapkit: app already started")
 	}
+	defer func() {
+		if err != nil {
+			a.abortStart()
+		}
+	}()
 	if err := a.openDatabase(ctx); err != nil {
 		return err
 	}
@@ -211,8 +222,6 @@ func (a *App) Start(ctx context.Context) error {
 		})
 	}
 	if a.b.tasks != nil {
-		a.registry.Freeze()
-		a.container.Freeze()
 		a.tasks = task.NewManager(a.db, task.Config{
 			Jobs: a.sched, Artifacts: a.artifacts, Registry: a.registry, Container: a.container,
 			MaxOutput: a.b.tasks.MaxOutput, DefaultTimeout: a.b.tasks.DefaultTimeout, Logger: a.log,
@@ -236,8 +245,31 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("chapkit: orphan validation: %w", err)
 		}
 	}
+	if a.b.jobs != nil && a.b.jobs.Retention != nil {
+		a.pruneStop, a.pruneDone = make(chan struct{}), make(chan struct{})
+		go a.runPruner(a.pruneStop, a.pruneDone)
+	}
 	a.started = true
 	return nil
+}
+
+// abortStart undoes what a failed Start did: the scheduler stops (it
+// drains nothing yet, since no hook finished) and a database the app
+// opened is closed, so a failed Start leaks no goroutine or file.
+func (a *App) abortStart() {
+	a.stopped = true
+	if a.sched != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := a.sched.Stop(ctx); err != nil {
+			a.log.Warn("stop scheduler after failed start", "error", err)
+		}
+	}
+	if a.ownsDB && a.db != nil {
+		if sqlDB, err := a.db.DB(); err == nil {
+			_ = sqlDB.Close()
+		}
+	}
 }
 
 func (a *App) openDatabase(ctx context.Context) error {
@@ -358,6 +390,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.stopServer(ctx, srv); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if a.pruneStop != nil {
+		close(a.pruneStop)
+		<-a.pruneDone
 	}
 	for i, h := range a.b.shutdown {
 		if err := h(ctx, a); err != nil {

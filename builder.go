@@ -52,6 +52,9 @@ type JobsConfig struct {
 	// RetryInterrupted, when above 1, is the number of attempts a job
 	// interrupted by a crash or a drain gets in all, instead of failing.
 	RetryInterrupted int
+	// Retention, when set, prunes finished jobs and their artifacts in the
+	// background.
+	Retention *RetentionConfig
 }
 
 // TasksConfig configures task templates, their execution and routes.
@@ -333,6 +336,10 @@ func (b *ServiceBuilder) Build() (*App, error) {
 		if err := a.registry.Check(a.container); err != nil {
 			return nil, err
 		}
+		// From here on the functions and provided values are fixed: a
+		// late registration is an error, not a silent no-op.
+		a.registry.Freeze()
+		a.container.Freeze()
 	}
 	return a, nil
 }

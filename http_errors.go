@@ -44,9 +44,9 @@ func (a *App) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = a.handleError
+	a.installMiddleware(e) // first: auth runs before any rewrite or redirect
 	e.Pre(unescapeDollar)
 	e.Pre(middleware.RemoveTrailingSlashWithConfig(middleware.TrailingSlashConfig{RedirectCode: http.StatusTemporaryRedirect}))
-	a.installMiddleware(e)
 	return e
 }
 

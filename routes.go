@@ -46,6 +46,25 @@ func (a *App) mountRoutes() {
 	}
 }
 
+// group mounts routes under a prefix with one error family. Echo's own
+// groups are not used: a group with middleware registers catch-all
+// routes, which would turn every 405 under its prefix into a 404.
+type group struct {
+	e      *echo.Echo
+	prefix string
+	fam    echo.MiddlewareFunc
+}
+
+func (a *App) group(prefix string, f family) group {
+	return group{e: a.echo, prefix: prefix, fam: withFamily(f)}
+}
+
+func (g group) GET(path string, h echo.HandlerFunc)    { g.e.GET(g.prefix+path, h, g.fam) }
+func (g group) POST(path string, h echo.HandlerFunc)   { g.e.POST(g.prefix+path, h, g.fam) }
+func (g group) PUT(path string, h echo.HandlerFunc)    { g.e.PUT(g.prefix+path, h, g.fam) }
+func (g group) PATCH(path string, h echo.HandlerFunc)  { g.e.PATCH(g.prefix+path, h, g.fam) }
+func (g group) DELETE(path string, h echo.HandlerFunc) { g.e.DELETE(g.prefix+path, h, g.fam) }
+
 // pathID returns the :id path parameter when it is a ULID, or the
 // invalid-ULID error with the resource path as its instance.
 func pathID(c echo.Context, prefix string) (string, error) {

@@ -12,7 +12,7 @@ import (
 )
 
 func (a *App) mountArtifacts(prefix string, p Permissions) {
-	crud := a.echo.Group(prefix, withFamily(familyProblem))
+	crud := a.group(prefix, familyProblem)
 	if p.Create {
 		crud.POST("", a.createArtifact)
 	}
@@ -27,7 +27,7 @@ func (a *App) mountArtifacts(prefix string, p Permissions) {
 	if p.Delete {
 		crud.DELETE("/:id", a.deleteArtifact)
 	}
-	ops := a.echo.Group(prefix, withFamily(familyDetail))
+	ops := a.group(prefix, familyDetail)
 	ops.GET("/:id/$expand", a.expandArtifact)
 	ops.GET("/:id/$tree", a.treeArtifact)
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func (a *App) mountJobs(prefix string) {
-	g := a.echo.Group(prefix, withFamily(familyDetail))
+	g := a.group(prefix, familyDetail)
 	g.GET("", a.listJobs)
 	g.GET("/$schema", func(c echo.Context) error { return c.JSON(http.StatusOK, jobListSchema()) })
 	g.GET("/:id", a.getJob)

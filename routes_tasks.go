@@ -17,7 +17,7 @@ type executeResponse struct {
 }
 
 func (a *App) mountTasks(prefix string, p Permissions) {
-	crud := a.echo.Group(prefix, withFamily(familyProblem))
+	crud := a.group(prefix, familyProblem)
 	if p.Create {
 		crud.POST("", a.createTask)
 	}
@@ -33,7 +33,7 @@ func (a *App) mountTasks(prefix string, p Permissions) {
 	if p.Delete {
 		crud.DELETE("/:id", a.deleteTask)
 	}
-	a.echo.POST(prefix+"/:id/$execute", a.executeTask, withFamily(familyDetail))
+	a.group(prefix, familyDetail).POST("/:id/$execute", a.executeTask)
 }
 
 func (a *App) tasksPrefix() string { return orDefault(a.b.tasks.Prefix, "/api/v1/tasks") }
@@ -167,5 +167,6 @@ func (a *App) executeTask(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	a.log.InfoContext(c.Request().Context(), "task submitted", "task_id", id, "job_id", jobID) // carries request_id with WithLogging
 	return c.JSON(http.StatusAccepted, executeResponse{JobID: jobID, Message: "Task submitted for execution. Job ID: " + jobID})
 }

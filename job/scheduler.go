@@ -550,7 +550,7 @@ func (s *Scheduler) List(ctx context.Context, status Status) ([]Job, error) {
 // job's goroutine to return. Shell jobs return at once (their process group
 // is killed); a function that ignores its context keeps its goroutine, but
 // its job is already recorded and nothing it returns is stored.
-const cancelGrace = 5 * time.Second
+const cancelGrace = time.Second
 
 // Cancel cancels a pending or running job and keeps it with status
 // canceled. A running job's context is cancelled with ErrCanceled. It

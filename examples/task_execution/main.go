@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"flag"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,9 +22,9 @@ func main() {
 	addr := flag.String("addr", ":8000", "listen address")
 	db := flag.String("db", "", "SQLite database file (empty: in memory, lost at exit)")
 	flag.Parse()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logger := chapkit.LoggerFromEnv() // LOG_FORMAT (console|json), LOG_LEVEL
 
-	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{
+	b := chapkit.NewServiceBuilder(chapkit.ServiceInfo{
 		DisplayName: "Task Execution Service",
 		Version:     "1.0.0",
 		Summary:     "Example service demonstrating task execution with artifact-based result storage",
@@ -33,6 +32,9 @@ func main() {
 	}).
 		WithDatabase(*db).
 		WithLogger(logger).
+		WithMonitoring().
+		WithLogging().
+		WithDocs().
 		WithHealth().
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 3}).
@@ -43,8 +45,13 @@ func main() {
 			task.In{ID: "01JCSEED0000000000000TASK3", Command: "date", Enabled: true},
 			task.In{ID: "01JCSEED0000000000000TASK4", Command: `python3 -c "print(\"Python task execution works!\")"`, Enabled: true},
 			task.In{ID: "01JCSEED0000000000000TASK5", Command: "ls /nonexistent/directory", Enabled: true},
-		)).
-		Build()
+		))
+	// Authentication is off unless keys are given in the environment
+	// (CONTRACT Appendix A.0); WithAuth's defaults read both variables.
+	if os.Getenv("CHAPKIT_API_KEYS") != "" || os.Getenv("CHAPKIT_API_KEY_FILE") != "" {
+		b.WithAuth(chapkit.AuthConfig{})
+	}
+	app, err := b.Build()
 	if err != nil {
 		logger.Error("build service", "error", err)
 		os.Exit(1)

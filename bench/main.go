@@ -1,0 +1,375 @@
+// Command bench compares chapkit's job scheduler with River and goqite on
+// the same SQLite driver, one system at a time.
+//
+//	cd bench && go run . -quick                   # about a minute, smoke run
+//	cd bench && go run . -md ../BENCHMARKS.md     # the full matrix
+//
+// Each measurement runs in a fresh child process (this binary re-executed
+// in worker mode) on a fresh database file, so CPU time and peak RSS are
+// the run's own. Results go to a JSONL file; -md writes the report.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+)
+
+type options struct {
+	quick      bool
+	reps       int
+	syncs      []string
+	workloads  map[string]bool
+	jobs       int
+	w1Cap      float64
+	w2Seconds  float64
+	w3Jobs     int
+	w4Cap      float64
+	out        string
+	md         string
+	dir        string
+	profileDir string
+}
+
+func main() {
+	child := flag.String("child", "", "internal: run one measurement described by this JSON spec")
+	crashChild := flag.String("crash-worker", "", "internal: run a W4 worker described by this JSON spec")
+	var o options
+	var syncs, workloads, reportFrom string
+	flag.BoolVar(&o.quick, "quick", false, "smoke run: one repetition, NORMAL only, tuned peers, short windows (about a minute)")
+	flag.IntVar(&o.reps, "reps", 5, "repetitions per cell")
+	flag.StringVar(&syncs, "sync", "NORMAL,FULL", "SQLite synchronous modes, each a separate matrix")
+	flag.StringVar(&workloads, "workloads", "w1,w2,w3,w4,w6", "workloads to run")
+	flag.IntVar(&o.jobs, "n", 2000, "W1 jobs per run")
+	flag.Float64Var(&o.w1Cap, "w1-cap", 4, "W1 drain cap in seconds (throughput is measured over what drained)")
+	flag.Float64Var(&o.w2Seconds, "w2-seconds", 3, "W2 and W6 submission window in seconds")
+	flag.IntVar(&o.w3Jobs, "w3-jobs", 200, "W3 jobs per run")
+	flag.Float64Var(&o.w4Cap, "w4-cap", 15, "W4 seconds after the restart before unfinished jobs are counted")
+	flag.StringVar(&o.out, "out", "", "JSONL results file (default results/<mode>-<time>.jsonl)")
+	flag.StringVar(&o.md, "md", "", "write the Markdown report to this file")
+	flag.StringVar(&reportFrom, "report", "", "only write the report (-md) and ratio rows from this JSONL file")
+	flag.StringVar(&o.dir, "dir", "", "directory for the database files (default: a temporary one)")
+	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every run of ours into this directory")
+	flag.Parse()
+	runtime.GOMAXPROCS(2)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch {
+	case *child != "":
+		os.Exit(childMain(ctx, *child))
+	case *crashChild != "":
+		var spec Spec
+		if err := json.Unmarshal([]byte(*crashChild), &spec); err != nil {
+			fatal(err)
+		}
+		if err := crashWorker(ctx, spec); err != nil {
+			fatal(err)
+		}
+		return
+	}
+	if reportFrom != "" {
+		results, err := readResults(reportFrom)
+		if err != nil {
+			fatal(err)
+		}
+		printRatios(os.Stdout, results)
+		if o.md != "" {
+			if err := writeMarkdown(o.md, results, reportFrom); err != nil {
+				fatal(err)
+			}
+		}
+		return
+	}
+	o.syncs = strings.Split(strings.ToUpper(syncs), ",")
+	o.workloads = map[string]bool{}
+	for _, w := range strings.Split(workloads, ",") {
+		o.workloads[strings.TrimSpace(w)] = true
+	}
+	if o.quick {
+		o.reps, o.syncs = 1, []string{"NORMAL"}
+		o.jobs, o.w1Cap, o.w2Seconds, o.w3Jobs, o.w4Cap = 500, 2, 1, 100, 8
+	}
+	if err := run(ctx, o); err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
+
+func encodeSpec(s Spec) (string, error) {
+	b, err := json.Marshal(s)
+	return string(b), err
+}
+
+// childMain runs one measurement and prints its Result as one JSON line.
+func childMain(ctx context.Context, raw string) int {
+	var spec Spec
+	if err := json.Unmarshal([]byte(raw), &spec); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if spec.Profile != "" {
+		f, err := os.Create(spec.Profile)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
+	}
+	res := Result{Spec: spec}
+	m, err := runChild(ctx, spec)
+	res.Metrics = m
+	if err != nil {
+		res.Error = err.Error()
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(res)
+	return 0
+}
+
+// runner executes specs one after another and records their results.
+type runner struct {
+	o       options
+	self    string
+	dir     string
+	out     io.Writer
+	results []Result
+	count   int
+}
+
+func (r *runner) run(ctx context.Context, spec Spec) Result {
+	r.count++
+	spec.DB = filepath.Join(r.dir, fmt.Sprintf("run-%04d.db", r.count))
+	if r.o.profileDir != "" && spec.System == "ours" {
+		spec.Profile = filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-c%d-r%.0f-%s-%d.pprof", spec.Workload, spec.Synchronous, spec.Concurrency, spec.Rate, spec.Config, spec.Rep))
+	}
+	t0 := time.Now()
+	var res Result
+	if spec.Workload == "w4" {
+		m, err := crashRun(ctx, r.self, spec)
+		res = Result{Spec: spec, Metrics: m}
+		if err != nil {
+			res.Error = err.Error()
+		}
+	} else {
+		res = r.runChildProcess(ctx, spec)
+	}
+	for _, suffix := range []string{"", "-wal", "-shm", ".runlog"} {
+		_ = os.Remove(spec.DB + suffix)
+	}
+	res.Spec.DB, res.Spec.RunLog = "", ""
+	status := "ok"
+	if res.Error != "" {
+		status = "error: " + res.Error
+	}
+	fmt.Fprintf(os.Stderr, "%-3s %-6s %-10s %-6s c=%-3d rate=%-6.0f rep=%d %5.1fs %s\n",
+		spec.Workload, spec.System, spec.Config, spec.Synchronous, spec.Concurrency, spec.Rate, spec.Rep, time.Since(t0).Seconds(), status)
+	line, _ := json.Marshal(struct {
+		Type string `json:"type"`
+		Result
+	}{"run", res})
+	fmt.Fprintln(r.out, string(line))
+	r.results = append(r.results, res)
+	return res
+}
+
+func (r *runner) runChildProcess(ctx context.Context, spec Spec) Result {
+	raw, err := encodeSpec(spec)
+	if err != nil {
+		return Result{Spec: spec, Error: err.Error()}
+	}
+	cmd := exec.CommandContext(ctx, r.self, "-child", raw)
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return Result{Spec: spec, Error: fmt.Sprintf("child: %v", err)}
+	}
+	var res Result
+	if err := json.Unmarshal(out, &res); err != nil {
+		return Result{Spec: spec, Error: fmt.Sprintf("child output: %v: %q", err, out)}
+	}
+	return res
+}
+
+type sysConf struct{ system, config string }
+
+func run(ctx context.Context, o options) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	dir := o.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "chapkit-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
+	mode := "full"
+	if o.quick {
+		mode = "quick"
+	}
+	if o.out == "" {
+		o.out = filepath.Join("results", fmt.Sprintf("%s-%s.jsonl", mode, time.Now().UTC().Format("20060102T150405Z")))
+	}
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(o.out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r := &runner{o: o, self: self, dir: dir, out: f}
+	meta, _ := json.Marshal(struct {
+		Type    string   `json:"type"`
+		Mode    string   `json:"mode"`
+		Args    []string `json:"args"`
+		Machine machine  `json:"machine"`
+		Options struct {
+			Reps      int     `json:"reps"`
+			Jobs      int     `json:"w1_jobs"`
+			W1Cap     float64 `json:"w1_cap_s"`
+			W2Seconds float64 `json:"w2_seconds"`
+			W3Jobs    int     `json:"w3_jobs"`
+			W4Cap     float64 `json:"w4_cap_s"`
+		} `json:"options"`
+		Started string `json:"started"`
+	}{Type: "meta", Mode: mode, Args: os.Args[1:], Machine: describeMachine(), Started: time.Now().UTC().Format(time.RFC3339),
+		Options: struct {
+			Reps      int     `json:"reps"`
+			Jobs      int     `json:"w1_jobs"`
+			W1Cap     float64 `json:"w1_cap_s"`
+			W2Seconds float64 `json:"w2_seconds"`
+			W3Jobs    int     `json:"w3_jobs"`
+			W4Cap     float64 `json:"w4_cap_s"`
+		}{o.reps, o.jobs, o.w1Cap, o.w2Seconds, o.w3Jobs, o.w4Cap}})
+	fmt.Fprintln(f, string(meta))
+
+	systems := []sysConf{{"ours", "defaults"}, {"river", "documented"}, {"river", "tuned"}, {"goqite", "documented"}, {"goqite", "tuned"}}
+	crashSystems := []sysConf{{"ours", "defaults"}, {"ours", "rescue"}, {"river", "documented"}, {"river", "rescue"}, {"goqite", "documented"}, {"goqite", "rescue"}}
+	if o.quick {
+		systems = []sysConf{{"ours", "defaults"}, {"river", "tuned"}, {"goqite", "tuned"}}
+		crashSystems = []sysConf{{"ours", "rescue"}, {"river", "rescue"}, {"goqite", "rescue"}}
+	}
+	start := time.Now()
+	for _, sync := range o.syncs {
+		if ctx.Err() != nil {
+			break
+		}
+		// Repetitions are the outer loop, so slow drift of the machine
+		// spreads over every system instead of biasing one.
+		best := map[sysConf]float64{}
+		if o.workloads["w1"] || o.workloads["w2"] || o.workloads["w6"] {
+			var specs []Spec
+			for _, sc := range systems {
+				for _, c := range []int{1, 8, 64} {
+					specs = append(specs, Spec{Workload: "w1", System: sc.system, Config: sc.config, Synchronous: sync, Concurrency: c, Jobs: o.jobs, CapSeconds: o.w1Cap})
+				}
+			}
+			r.reps(ctx, specs)
+			for _, sc := range systems {
+				for _, c := range []int{1, 8, 64} {
+					s := Spec{Workload: "w1", System: sc.system, Config: sc.config, Synchronous: sync, Concurrency: c, Jobs: o.jobs, CapSeconds: o.w1Cap}
+					if v := cellMedian(r.results, s, "jobs_per_s"); v > best[sc] {
+						best[sc] = v
+					}
+				}
+			}
+		}
+		if o.workloads["w2"] {
+			var specs []Spec
+			for _, sc := range systems {
+				for _, rt := range rates(best[sc]) {
+					specs = append(specs, Spec{Workload: "w2", System: sc.system, Config: sc.config, Synchronous: sync, Concurrency: 8,
+						Rate: rt.rate, RateLabel: rt.label, Seconds: o.w2Seconds, CapSeconds: 5})
+				}
+			}
+			r.reps(ctx, specs)
+		}
+		if o.workloads["w3"] {
+			var specs []Spec
+			for _, c := range []int{2, 4, 8} {
+				specs = append(specs, Spec{Workload: "w3", System: "exec", Config: "raw", Synchronous: sync, Concurrency: c, Jobs: o.w3Jobs, CapSeconds: 60})
+				for _, sc := range systems {
+					specs = append(specs, Spec{Workload: "w3", System: sc.system, Config: sc.config, Synchronous: sync, Concurrency: c, Jobs: o.w3Jobs, CapSeconds: 60})
+				}
+			}
+			r.reps(ctx, specs)
+		}
+		if o.workloads["w4"] {
+			var specs []Spec
+			for _, sc := range crashSystems {
+				specs = append(specs, Spec{Workload: "w4", System: sc.system, Config: sc.config, Synchronous: sync, CapSeconds: o.w4Cap})
+			}
+			r.reps(ctx, specs)
+		}
+		if o.workloads["w6"] {
+			var specs []Spec
+			for _, rt := range rates(best[sysConf{"ours", "defaults"}]) {
+				specs = append(specs, Spec{Workload: "w6", System: "ours", Config: "app", Synchronous: sync,
+					Rate: rt.rate, RateLabel: rt.label, Seconds: o.w2Seconds, CapSeconds: 10})
+			}
+			r.reps(ctx, specs)
+		}
+	}
+	if ctx.Err() == nil {
+		fmt.Fprintf(f, "{\"type\":\"end\",\"seconds\":%.0f}\n", time.Since(start).Seconds())
+	}
+	fmt.Fprintf(os.Stderr, "total %.0fs, results in %s\n", time.Since(start).Seconds(), o.out)
+	results, err := readResults(o.out)
+	if err != nil {
+		return err
+	}
+	printRatios(os.Stdout, results)
+	if o.md != "" {
+		return writeMarkdown(o.md, results, o.out)
+	}
+	return nil
+}
+
+func (r *runner) reps(ctx context.Context, specs []Spec) {
+	for rep := 1; rep <= r.o.reps; rep++ {
+		for _, s := range specs {
+			if ctx.Err() != nil {
+				return
+			}
+			s.Rep = rep
+			r.run(ctx, s)
+		}
+	}
+}
+
+type rate struct {
+	rate  float64
+	label string
+}
+
+// rates are W2's submission rates: 100, 500 and 1,000 jobs/s and 80 % of
+// the system's best W1 median.
+func rates(best float64) []rate {
+	rs := []rate{{100, "100/s"}, {500, "500/s"}, {1000, "1000/s"}}
+	if best > 0 {
+		rs = append(rs, rate{float64(int(best * 0.8)), "80% of W1 best"})
+	}
+	return rs
+}

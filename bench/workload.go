@@ -1,0 +1,265 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// runChild runs one measurement in this (child) process and returns its
+// metrics. Each run is a fresh process, so peak RSS and CPU are its own.
+func runChild(ctx context.Context, spec Spec) (map[string]float64, error) {
+	switch spec.Workload {
+	case "w1":
+		return burnDown(ctx, spec)
+	case "w2":
+		return steady(ctx, spec)
+	case "w3":
+		if spec.System == "exec" {
+			return execLoop(ctx, spec)
+		}
+		if spec.System == "ours" {
+			return oursShell(ctx, spec)
+		}
+		return peerShell(ctx, spec)
+	case "w6":
+		return httpSSE(ctx, spec)
+	}
+	return nil, fmt.Errorf("unknown workload %q", spec.Workload)
+}
+
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+func peakRSSMB() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return float64(ru.Maxrss) / 1024 // Linux reports KiB
+}
+
+// counter closes done when n completions were seen.
+type counter struct {
+	n, want int64
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newCounter(want int) *counter { return &counter{want: int64(want), done: make(chan struct{})} }
+
+func (c *counter) add() {
+	if atomic.AddInt64(&c.n, 1) >= c.want {
+		c.once.Do(func() { close(c.done) })
+	}
+}
+
+func (c *counter) load() int { return int(atomic.LoadInt64(&c.n)) }
+
+// waitCap waits for c or the cap; it reports whether all were seen.
+func waitCap(c *counter, limit time.Duration) bool {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// burnDown is W1: N no-op jobs inserted in bulk, then drained.
+func burnDown(ctx context.Context, spec Spec) (map[string]float64, error) {
+	c := newCounter(spec.Jobs)
+	q, err := newQueue(ctx, spec, hooks{onDone: func(payload) { c.add() }})
+	if err != nil {
+		return nil, err
+	}
+	ps := make([]payload, spec.Jobs)
+	for i := range ps {
+		ps[i].Seq = i
+	}
+	t0 := time.Now()
+	if err := q.insertBulk(ctx, ps); err != nil {
+		return nil, err
+	}
+	insert := time.Since(t0)
+	cpu0 := cpuSeconds()
+	t1 := time.Now()
+	if err := q.start(ctx); err != nil {
+		return nil, err
+	}
+	waitCap(c, time.Duration(spec.CapSeconds*float64(time.Second)))
+	done := c.load()
+	if g, ok := q.(*goqiteQueue); ok && done == spec.Jobs {
+		// goqite's runner deletes a message after its handler returned:
+		// the drain ends when the table is empty.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			if n, err := g.remaining(ctx); err == nil && n == 0 {
+				break
+			}
+		}
+	}
+	elapsed := time.Since(t1)
+	cpu := cpuSeconds() - cpu0
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := q.stop(stopCtx); err != nil && !errors.Is(err, context.Canceled) {
+		return nil, fmt.Errorf("stop: %w", err)
+	}
+	m := map[string]float64{
+		"jobs_per_s":        float64(done) / elapsed.Seconds(),
+		"cpu_s_per_1k_jobs": cpu / float64(max(done, 1)) * 1000,
+		"peak_rss_mb":       peakRSSMB(),
+		"db_size_mb":        float64(dbSize(spec.DB)) / (1 << 20),
+		"done":              float64(done),
+		"insert_s":          insert.Seconds(),
+		"drain_s":           elapsed.Seconds(),
+	}
+	return m, nil
+}
+
+// pace calls submit for each slot i at t0 + i/rate until d has passed,
+// from a few goroutines so one slow insert does not hold back the rest.
+// Each slot's enqueue time is its scheduled time, so a submitter that
+// falls behind shows up in the latencies (no coordinated omission).
+func pace(ctx context.Context, rate float64, d time.Duration, workers int, submit func(seq int, enq time.Time)) (submitted int) {
+	t0 := time.Now()
+	total := int(rate * d.Seconds())
+	var next, count atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= total || ctx.Err() != nil {
+					return
+				}
+				at := t0.Add(time.Duration(float64(i) / rate * float64(time.Second)))
+				if w := time.Until(at); w > 0 {
+					time.Sleep(w)
+				}
+				submit(i, at)
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return int(count.Load())
+}
+
+// steady is W2: a fixed submission rate for Seconds, concurrency 8.
+func steady(ctx context.Context, spec Spec) (map[string]float64, error) {
+	total := int(spec.Rate * spec.Seconds)
+	startLat := make([]time.Duration, total)
+	doneLat := make([]time.Duration, total)
+	c := newCounter(total)
+	q, err := newQueue(ctx, spec, hooks{
+		onStart: func(p payload) {
+			if p.Seq < total {
+				startLat[p.Seq] = time.Since(time.Unix(0, p.Enq))
+			}
+		},
+		onDone: func(p payload) {
+			if p.Seq < total {
+				doneLat[p.Seq] = time.Since(time.Unix(0, p.Enq))
+			}
+			c.add()
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := q.start(ctx); err != nil {
+		return nil, err
+	}
+	var submitErrs atomic.Int64
+	window := time.Duration(spec.Seconds * float64(time.Second))
+	t0 := time.Now()
+	submitted := pace(ctx, spec.Rate, window, 8, func(seq int, enq time.Time) {
+		if q.submit(ctx, payload{Seq: seq, Enq: enq.UnixNano()}) != nil {
+			submitErrs.Add(1)
+		}
+	})
+	if w := time.Until(t0.Add(window)); w > 0 {
+		time.Sleep(w)
+	}
+	doneInWindow := c.load()
+	wall := time.Since(t0)
+	waitCap(c, time.Duration(spec.CapSeconds*float64(time.Second)))
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_ = q.stop(stopCtx)
+	var sl, dl latencies
+	for i := range total {
+		if doneLat[i] > 0 {
+			dl = append(dl, doneLat[i])
+		}
+		if startLat[i] > 0 {
+			sl = append(sl, startLat[i])
+		}
+	}
+	m := map[string]float64{
+		"target_rate":    spec.Rate,
+		"submitted_rate": float64(submitted) / wall.Seconds(),
+		"achieved_rate":  float64(doneInWindow) / wall.Seconds(),
+		"backlog_at_end": float64(submitted - doneInWindow),
+		"submit_errors":  float64(submitErrs.Load()),
+		"not_done":       float64(total - len(dl)),
+	}
+	sl.into(m, "start")
+	dl.into(m, "done")
+	return m, nil
+}
+
+// execLoop is W3's baseline: the command run by exec.Command from
+// Concurrency goroutines, no queue.
+func execLoop(ctx context.Context, spec Spec) (map[string]float64, error) {
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for range spec.Concurrency {
+		wg.Go(func() {
+			for int(next.Add(1)) <= spec.Jobs {
+				if _, err := runShell(ctx); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(t0)
+	return map[string]float64{"jobs_per_s": float64(spec.Jobs) / el.Seconds(), "failed": float64(failed.Load())}, nil
+}
+
+// peerShell is W3 for River and goqite: submit the jobs, time until all
+// are stored as done.
+func peerShell(ctx context.Context, spec Spec) (map[string]float64, error) {
+	c := newCounter(spec.Jobs)
+	q, err := newQueue(ctx, spec, hooks{onDone: func(payload) { c.add() }})
+	if err != nil {
+		return nil, err
+	}
+	if err := q.start(ctx); err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	for i := range spec.Jobs {
+		if err := q.submit(ctx, payload{Seq: i, Shell: true}); err != nil {
+			return nil, err
+		}
+	}
+	waitCap(c, time.Duration(spec.CapSeconds*float64(time.Second)))
+	el := time.Since(t0)
+	done := c.load()
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_ = q.stop(stopCtx)
+	return map[string]float64{"jobs_per_s": float64(done) / el.Seconds(), "done": float64(done)}, nil
+}
