@@ -180,10 +180,10 @@ func TestOpsMetricsJobs(t *testing.T) {
 	// A cancelled job counts as canceled.
 	slow := shellTask(t, h, "sleep 30")
 	id := execute(t, h, slow)
-	waitFor(t, "the job to run", func() bool {
-		v, _ := sample(scrape(t, h, "/metrics"), "chapkit_jobs_running", nil)
-		return v == 1
-	})
+	waitRunning(t, app, id)
+	if v, _ := sample(scrape(t, h, "/metrics"), "chapkit_jobs_running", nil); v != 1 {
+		t.Errorf("chapkit_jobs_running = %v while the job runs, want 1", v)
+	}
 	if rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
 		t.Fatalf("$cancel: status %d, body %s", rec.Code, rec.Body.String())
 	}

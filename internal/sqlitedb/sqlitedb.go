@@ -27,7 +27,7 @@ var registerOnce sync.Once
 
 func register() {
 	registerOnce.Do(func() {
-		sql.Register(driverName, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		sql.Register(driverName, detachedDriver{&sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
 			for _, p := range []string{
 				"PRAGMA temp_store=MEMORY",
 				"PRAGMA cache_size=-64000",
@@ -38,7 +38,7 @@ func register() {
 				}
 			}
 			return nil
-		}})
+		}}})
 	})
 }
 
