@@ -43,6 +43,7 @@ func withFamily(f family) echo.MiddlewareFunc {
 func (a *App) newEcho() *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	e.JSONSerializer = compactJSON{}
 	e.HTTPErrorHandler = a.handleError
 	a.installMiddleware(e) // first: auth runs before any rewrite or redirect
 	e.Pre(unescapeDollar)
@@ -237,4 +238,27 @@ func jsonInvalid(op string, offset int, msg string) *problem.Error {
 		Type: "json_invalid", Loc: []any{"body", offset}, Msg: "JSON decode error",
 		Input: map[string]any{}, Ctx: map[string]any{"error": msg},
 	})
+}
+
+// compactJSON writes bodies as chapkit does: compact, without the trailing
+// newline of Echo's default encoder, so success and error bodies match
+// byte for byte.
+type compactJSON struct{}
+
+func (compactJSON) Serialize(c echo.Context, i any, indent string) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "<" stays "<" in stdout, as chapkit sends it
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	if err := enc.Encode(i); err != nil {
+		return err
+	}
+	_, err := c.Response().Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+	return err
+}
+
+func (compactJSON) Deserialize(c echo.Context, i any) error {
+	return json.NewDecoder(c.Request().Body).Decode(i)
 }

@@ -9,7 +9,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -135,7 +134,7 @@ func main() {
 	addr := flag.String("addr", ":8000", "listen address")
 	db := flag.String("db", "", "SQLite database file (empty: in memory, lost at exit)")
 	flag.Parse()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logger := chapkit.LoggerFromEnv() // LOG_FORMAT (console|json), LOG_LEVEL
 
 	reg := registry.New()
 	registry.MustRegister(reg, "calculate_sum", calculateSum)
@@ -145,7 +144,7 @@ func main() {
 	registry.MustRegisterWith(reg, "query_task_count", queryTaskCount)
 
 	params := func(s string) json.RawMessage { return json.RawMessage(s) }
-	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{
+	b := chapkit.NewServiceBuilder(chapkit.ServiceInfo{
 		DisplayName: "Python Task Execution Service",
 		Version:     "1.0.0",
 		Summary:     "Example service demonstrating Python function execution via TaskRegistry",
@@ -153,6 +152,9 @@ func main() {
 	}).
 		WithDatabase(*db).
 		WithLogger(logger).
+		WithMonitoring().
+		WithLogging().
+		WithDocs().
 		WithHealth().
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 3}).
@@ -166,8 +168,13 @@ func main() {
 			task.In{ID: "01JCSEED0000000000000PYTH6", Command: "process_data", TaskType: task.TypePython, Parameters: params(`{"input_text": "Disabled", "uppercase": false}`), Enabled: false},
 			task.In{ID: "01JCSEED0000000000000PYTH7", Command: "query_task_count", TaskType: task.TypePython, Parameters: params(`{}`), Enabled: true},
 			task.In{ID: "01JCSEED0000000000000PYTH8", Command: "nonexistent_function", TaskType: task.TypePython, Parameters: params(`{}`), Enabled: true},
-		)).
-		Build()
+		))
+	// Authentication is off unless keys are given in the environment
+	// (CONTRACT Appendix A.0); WithAuth's defaults read both variables.
+	if os.Getenv("CHAPKIT_API_KEYS") != "" || os.Getenv("CHAPKIT_API_KEY_FILE") != "" {
+		b.WithAuth(chapkit.AuthConfig{})
+	}
+	app, err := b.Build()
 	if err != nil {
 		logger.Error("build service", "error", err)
 		os.Exit(1)

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -86,7 +85,7 @@ func main() {
 	addr := flag.String("addr", ":8000", "listen address")
 	db := flag.String("db", "", "SQLite database file (empty: in memory, lost at exit)")
 	flag.Parse()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logger := chapkit.LoggerFromEnv() // LOG_FORMAT (console|json), LOG_LEVEL
 
 	reg := registry.New()
 	registry.MustRegister(reg, "health_check", healthCheck)
@@ -95,7 +94,7 @@ func main() {
 
 	readOnly := chapkit.Permissions{Create: false, Read: true, Update: false, Delete: false}
 	params := func(s string) json.RawMessage { return json.RawMessage(s) }
-	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{
+	b := chapkit.NewServiceBuilder(chapkit.ServiceInfo{
 		DisplayName: "Read-Only Task Service",
 		Version:     "1.0.0",
 		Summary:     "Secure task execution service with pre-defined tasks only",
@@ -103,6 +102,9 @@ func main() {
 	}).
 		WithDatabase(*db).
 		WithLogger(logger).
+		WithMonitoring().
+		WithLogging().
+		WithDocs().
 		WithHealth().
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 5}).
@@ -113,8 +115,13 @@ func main() {
 			task.In{ID: "01JCSEED0000000000000READ3", Command: "backup_database", TaskType: task.TypePython, Parameters: params(`{"destination": "/backups"}`), Enabled: true},
 			task.In{ID: "01JCSEED0000000000000READ4", Command: "echo 'System check complete'", TaskType: task.TypeShell, Enabled: true},
 			task.In{ID: "01JCSEED0000000000000READ5", Command: "backup_database", TaskType: task.TypePython, Parameters: params(`{"destination": "/archive"}`), Enabled: false},
-		)).
-		Build()
+		))
+	// Authentication is off unless keys are given in the environment
+	// (CONTRACT Appendix A.0); WithAuth's defaults read both variables.
+	if os.Getenv("CHAPKIT_API_KEYS") != "" || os.Getenv("CHAPKIT_API_KEY_FILE") != "" {
+		b.WithAuth(chapkit.AuthConfig{})
+	}
+	app, err := b.Build()
 	if err != nil {
 		logger.Error("build service", "error", err)
 		os.Exit(1)

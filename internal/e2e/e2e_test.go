@@ -35,7 +35,7 @@ func binary(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		for _, ex := range []string{"task_execution", "function_tasks"} {
+		for _, ex := range []string{"task_execution", "function_tasks", "readonly_tasks"} {
 			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, ex), "../../examples/"+ex)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", ex, err, out)
