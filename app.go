@@ -77,6 +77,7 @@ type builderState struct {
 	startup   []Hook
 	shutdown  []Hook
 	ops       opsConfig
+	handlers  map[string]job.Handler
 }
 
 func newApp(b *ServiceBuilder) *App {
@@ -88,7 +89,7 @@ func newApp(b *ServiceBuilder) *App {
 		dbTarget: b.dbTarget, dbHandle: b.dbHandle, dbDialect: b.dbDialect, dbOpts: b.dbOpts,
 		system: b.system, limits: b.limits,
 		startup: slices.Clone(b.startup), shutdown: slices.Clone(b.shutdown),
-		ops: b.ops.clone(),
+		ops: b.ops.clone(), handlers: maps.Clone(b.handlers),
 	}
 	if b.health != nil {
 		h := *b.health
@@ -227,6 +228,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			MaxOutput: a.b.tasks.MaxOutput, DefaultTimeout: a.b.tasks.DefaultTimeout, Logger: a.log,
 		})
 		if err := a.sched.Handle(task.JobKind, a.tasks.RunJob); err != nil {
+			return err
+		}
+	}
+	for kind, h := range a.b.handlers {
+		if err := a.sched.Handle(kind, h); err != nil {
 			return err
 		}
 	}

@@ -15,7 +15,9 @@ import (
 
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/inject"
+	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
+	"github.com/chapkit-go/chapkit/task"
 )
 
 // Permissions selects the CRUD routes of a resource (CONTRACT §1.7). A
@@ -142,6 +144,7 @@ type ServiceBuilder struct {
 	startup   []Hook
 	shutdown  []Hook
 	routes    []func(*App)
+	handlers  map[string]job.Handler
 	ops       opsConfig
 }
 
@@ -248,6 +251,27 @@ func (b *ServiceBuilder) WithTasks(reg *registry.Registry, cfg ...TasksConfig) *
 	return b
 }
 
+// WithJobHandler registers the handler of a job kind of your own, so the
+// program can submit durable jobs through App.Scheduler().Submit(ctx,
+// kind, args) next to task executions. Kinds are stored with each job:
+// keep them stable, and keep the handler registered while jobs of the
+// kind may still be pending (they run again after a restart).
+func (b *ServiceBuilder) WithJobHandler(kind string, h job.Handler) *ServiceBuilder {
+	switch {
+	case kind == "" || h == nil:
+		return b.fail(errors.New("WithJobHandler: kind and handler are required"))
+	case kind == task.JobKind:
+		return b.fail(fmt.Errorf("WithJobHandler: kind %q is reserved for task executions", kind))
+	case b.handlers[kind] != nil:
+		return b.fail(fmt.Errorf("WithJobHandler: kind %q registered twice", kind))
+	}
+	if b.handlers == nil {
+		b.handlers = map[string]job.Handler{}
+	}
+	b.handlers[kind] = h
+	return b
+}
+
 // WithLimits sets the request and stream bounds (CONTRACT D15).
 func (b *ServiceBuilder) WithLimits(l Limits) *ServiceBuilder {
 	b.limits = l
@@ -315,6 +339,9 @@ func (b *ServiceBuilder) validate() error {
 	}
 	if b.tasks != nil && b.artifacts == nil {
 		errs = append(errs, errors.New("Task execution requires artifacts to store results. Call `WithArtifacts(...)` before `Build()`."))
+	}
+	if len(b.handlers) > 0 && b.jobs == nil {
+		errs = append(errs, errors.New("job handlers need a job scheduler. Call `WithJobs(...)` before `Build()`."))
 	}
 	if b.tasks != nil && b.jobs == nil {
 		errs = append(errs, errors.New("Task execution requires a job scheduler. Call `WithJobs(...)` before `Build()`."))
