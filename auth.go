@@ -71,6 +71,17 @@ func (b *ServiceBuilder) WithAuth(cfg AuthConfig) *ServiceBuilder {
 	return b
 }
 
+// WithAuthFromEnv turns on authentication with the defaults of [AuthConfig]
+// only when CHAPKIT_API_KEYS or CHAPKIT_API_KEY_FILE is set, and leaves
+// every route open otherwise: the behaviour of the example services
+// (CONTRACT Appendix A.0). The variables are read when it is called.
+func (b *ServiceBuilder) WithAuthFromEnv() *ServiceBuilder {
+	if os.Getenv(DefaultAPIKeysEnv) == "" && os.Getenv(APIKeyFileEnv) == "" {
+		return b
+	}
+	return b.WithAuth(AuthConfig{})
+}
+
 // errNoKeys is the contract's text for an empty key set.
 var errNoKeys = errors.New("No API keys configured. Provide api_keys, api_key_file, or set environment variable.")
 

@@ -155,6 +155,7 @@ func main() {
 		WithMonitoring().
 		WithLogging().
 		WithDocs().
+		WithAuthFromEnv(). // on only when CHAPKIT_API_KEYS or CHAPKIT_API_KEY_FILE is set
 		WithHealth().
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 3}).
@@ -169,11 +170,6 @@ func main() {
 			task.In{ID: "01JCSEED0000000000000PYTH7", Command: "query_task_count", TaskType: task.TypePython, Parameters: params(`{}`), Enabled: true},
 			task.In{ID: "01JCSEED0000000000000PYTH8", Command: "nonexistent_function", TaskType: task.TypePython, Parameters: params(`{}`), Enabled: true},
 		))
-	// Authentication is off unless keys are given in the environment
-	// (CONTRACT Appendix A.0); WithAuth's defaults read both variables.
-	if os.Getenv("CHAPKIT_API_KEYS") != "" || os.Getenv("CHAPKIT_API_KEY_FILE") != "" {
-		b.WithAuth(chapkit.AuthConfig{})
-	}
 	app, err := b.Build()
 	if err != nil {
 		logger.Error("build service", "error", err)

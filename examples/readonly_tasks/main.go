@@ -105,6 +105,7 @@ func main() {
 		WithMonitoring().
 		WithLogging().
 		WithDocs().
+		WithAuthFromEnv(). // on only when CHAPKIT_API_KEYS or CHAPKIT_API_KEY_FILE is set
 		WithHealth().
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 5}).
@@ -116,11 +117,6 @@ func main() {
 			task.In{ID: "01JCSEED0000000000000READ4", Command: "echo 'System check complete'", TaskType: task.TypeShell, Enabled: true},
 			task.In{ID: "01JCSEED0000000000000READ5", Command: "backup_database", TaskType: task.TypePython, Parameters: params(`{"destination": "/archive"}`), Enabled: false},
 		))
-	// Authentication is off unless keys are given in the environment
-	// (CONTRACT Appendix A.0); WithAuth's defaults read both variables.
-	if os.Getenv("CHAPKIT_API_KEYS") != "" || os.Getenv("CHAPKIT_API_KEY_FILE") != "" {
-		b.WithAuth(chapkit.AuthConfig{})
-	}
 	app, err := b.Build()
 	if err != nil {
 		logger.Error("build service", "error", err)
