@@ -11,7 +11,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/oklog/ulid/v2"
 	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/internal/wire"
@@ -161,6 +160,13 @@ type Scheduler struct {
 	// answers before its job runs.
 	runCtx    context.Context
 	runCancel context.CancelCauseFunc
+	// writes feeds the batching writer (writer.go) while writerOn;
+	// writeMu keeps a send from racing the writer's stop.
+	writes     chan *writeOp
+	writeMu    sync.RWMutex
+	writerOn   bool
+	writerStop chan struct{}
+	writerDone chan struct{}
 }
 
 // New returns a scheduler storing its jobs in db. Register handlers with
@@ -168,14 +174,17 @@ type Scheduler struct {
 func New(db *gorm.DB, cfg Config) *Scheduler {
 	cfg = cfg.withDefaults()
 	return &Scheduler{
-		db:       db,
-		cfg:      cfg,
-		log:      cfg.Logger,
-		handlers: map[string]Handler{},
-		maxConc:  cfg.MaxConcurrency,
-		queued:   map[string]*Job{},
-		running:  map[string]*runEntry{},
-		subs:     map[string]map[*subscriber]struct{}{},
+		db:         db,
+		cfg:        cfg,
+		log:        cfg.Logger,
+		handlers:   map[string]Handler{},
+		maxConc:    cfg.MaxConcurrency,
+		queued:     map[string]*Job{},
+		running:    map[string]*runEntry{},
+		subs:       map[string]map[*subscriber]struct{}{},
+		writes:     make(chan *writeOp, maxBatch),
+		writerStop: make(chan struct{}),
+		writerDone: make(chan struct{}),
 	}
 }
 
@@ -269,6 +278,10 @@ func (s *Scheduler) Start(ctx context.Context) error {
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.writeMu.Lock()
+	s.writerOn = true
+	s.writeMu.Unlock()
+	go s.runWriter(s.writerStop)
 	s.runCtx, s.runCancel = context.WithCancelCause(context.Background())
 	for _, j := range pending {
 		s.queue = append(s.queue, j)
@@ -333,7 +346,7 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 	s.mu.Unlock()
 
 	j := &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: wire.Now(), Attempt: 1}
-	err = s.db.WithContext(ctx).Create(j).Error
+	err = s.write(&writeOp{kind: opInsert, job: j}).err
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -392,19 +405,18 @@ func (s *Scheduler) work(e *runEntry) {
 		return // cancelled before it started: the canceller stored the outcome
 	}
 	j := e.job.clone()
-	started := wire.Now()
-	res := s.db.WithContext(e.ctx).Model(&Job{}).
-		Where("id = ? AND status = ?", j.ID, StatusPending).
-		Updates(map[string]any{"status": StatusRunning, "started_at": started})
-	if res.Error != nil {
-		if e.ctx.Err() == nil {
-			s.fail(j, StatusPending, fmt.Errorf("start job: %w", res.Error), nil)
+	start := &writeOp{kind: opStart, job: j, at: wire.Now()}
+	res := s.write(start)
+	if res.err != nil {
+		if e.ctx.Err() == nil && !errors.Is(res.err, errWriterStopped) {
+			s.fail(j, StatusPending, fmt.Errorf("start job: %w", res.err), nil)
 		}
 		return
 	}
-	if res.RowsAffected == 0 {
+	if !res.applied {
 		return // cancelled or deleted between dispatch and start
 	}
+	started := start.at
 	j.Status, j.StartedAt = StatusRunning, &started
 	s.changed(j.clone(), StatusPending)
 	s.log.Debug("job started", "job_id", j.ID, "kind", j.Kind)
@@ -449,47 +461,21 @@ type panicError struct{ value any }
 func (p *panicError) Error() string     { return fmt.Sprint(p.value) }
 func (p *panicError) ErrorType() string { return "panic" }
 
-// complete stores the result and the completion in one transaction.
+// complete stores the result and the completion in one transaction (a
+// batch of the writer's).
 func (s *Scheduler) complete(j *Job, result any) {
 	finished := wire.Now()
-	var artifactID *string
-	errLost := errors.New("job no longer running")
-	err := s.db.WithContext(s.runCtx).Transaction(func(tx *gorm.DB) error {
-		switch r := result.(type) {
-		case Committer:
-			id, err := r.CommitJob(tx)
-			if err != nil {
-				return err
-			}
-			if id != "" {
-				artifactID = &id
-			}
-		case ulid.ULID:
-			id := r.String()
-			artifactID = &id
-		case string:
-			if wire.ValidID(r) {
-				artifactID = &r
-			}
-		}
-		res := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, StatusRunning).
-			Updates(map[string]any{"status": StatusCompleted, "finished_at": finished, "artifact_id": artifactID})
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected == 0 {
-			return errLost
-		}
-		return nil
-	})
+	res := s.write(&writeOp{kind: opComplete, job: j, at: finished, result: result})
 	switch {
-	case errors.Is(err, errLost):
-		return // cancelled or deleted while finishing: nothing stored
-	case err != nil:
-		s.fail(j, StatusRunning, fmt.Errorf("store result: %w", err), nil)
+	case errors.Is(res.err, errWriterStopped):
+		return // stopped meanwhile: Stop recorded the job as interrupted
+	case res.err != nil:
+		s.fail(j, StatusRunning, fmt.Errorf("store result: %w", res.err), nil)
 		return
+	case !res.applied:
+		return // cancelled or deleted while finishing: nothing stored
 	}
-	j.Status, j.FinishedAt, j.ArtifactID = StatusCompleted, &finished, artifactID
+	j.Status, j.FinishedAt, j.ArtifactID = StatusCompleted, &finished, res.artifactID
 	s.changed(j.clone(), StatusRunning)
 	s.log.Info("job completed", "job_id", j.ID, "kind", j.Kind, "duration_ms", finished.Sub(*j.StartedAt).Milliseconds())
 }
@@ -774,5 +760,6 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	s.st = stateStopped
 	s.runCancel(ErrShutdown)
 	s.mu.Unlock()
+	s.stopWriter()
 	return err
 }

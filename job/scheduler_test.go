@@ -384,14 +384,16 @@ func TestRecoveryWithRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Stop(context.Background())
-	// The interrupted job goes back to pending for the next start, with
-	// its attempt counted; it is not lost.
-	got, err := s.Get(t.Context(), row.ID)
-	if err != nil {
-		t.Fatal(err)
+	// The interrupted job goes back to pending with its attempt counted,
+	// and this start runs it again: it is not lost.
+	got := wait(t, s, row.ID)
+	if got.Status != StatusCompleted || got.Attempt != 2 || !strings.Contains(string(mustJSON(t, got.Record(true))), `"attempt":2`) {
+		t.Fatalf("job after restart = %+v, want completed on attempt 2", got)
 	}
-	if got.Status != StatusPending || got.Attempt != 2 || !strings.Contains(string(mustJSON(t, got.Record(true))), `"attempt":2`) {
-		t.Fatalf("job after restart = %+v, want pending attempt 2", got)
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]int{2}, attempts); diff != "" {
+		t.Errorf("attempts seen by the handler (-want +got):\n%s", diff)
 	}
 }
 
@@ -451,4 +453,60 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestBatchedCompletions finishes many jobs at once, some cancelled just
+// before they return: completions share transactions, yet every completed
+// job has exactly its own marker row and no cancelled job has one.
+func TestBatchedCompletions(t *testing.T) {
+	const n = 120
+	g := newGate()
+	b := setup(t, Config{}, map[string]Handler{
+		"commit": func(ctx context.Context, r *Run) (any, error) {
+			g.started <- r.Job.ID
+			select { // a cancelled job still returns a result: it must not be stored
+			case <-g.release:
+			case <-ctx.Done():
+			}
+			return committer{id: wire.NewID()}, nil
+		},
+	})
+	if err := b.db.Exec("CREATE TABLE markers(id TEXT PRIMARY KEY)").Error; err != nil {
+		t.Fatal(err)
+	}
+	g.started = make(chan string, n)
+	var ids []string
+	for range n {
+		ids = append(ids, submit(t, b.s, "commit"))
+	}
+	for range n {
+		<-g.started
+	}
+	for i := 0; i < n; i += 3 {
+		if _, err := b.s.Cancel(t.Context(), ids[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(g.release)
+	completed := 0
+	for i, id := range ids {
+		j := wait(t, b.s, id)
+		var markers int64
+		if j.ArtifactID != nil {
+			b.db.Table("markers").Where("id = ?", *j.ArtifactID).Count(&markers)
+		}
+		switch {
+		case i%3 == 0 && (j.Status != StatusCanceled || j.ArtifactID != nil):
+			t.Errorf("cancelled job %s = %s with artifact %v", id, j.Status, j.ArtifactID)
+		case i%3 != 0 && (j.Status != StatusCompleted || markers != 1):
+			t.Errorf("job %s = %s with %d marker rows", id, j.Status, markers)
+		case i%3 != 0:
+			completed++
+		}
+	}
+	var total int64
+	b.db.Table("markers").Count(&total)
+	if total != int64(completed) {
+		t.Errorf("%d marker rows for %d completed jobs", total, completed)
+	}
 }

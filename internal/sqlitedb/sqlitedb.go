@@ -120,16 +120,12 @@ func Open(target string, cfg Config) (*gorm.DB, error) {
 	db, err := gorm.Open(sqlite.New(sqlite.Config{DriverName: driverName, DSN: dsn}), &gorm.Config{
 		Logger:         gl,
 		TranslateError: true,
-		// Reuse prepared statements: the job path runs the same few
-		// statements for every execution, and parsing them again each
-		// time was a tenth of its CPU.
-		PrepareStmt: true,
-		// With any other TTL GORM starts an expiry goroutine per database
-		// that nothing ever stops (gorm internal/lru); ten years is its
-		// "no eviction" value, which starts none. The set of statements is
-		// small and fixed, so nothing needs to expire.
-		PrepareStmtTTL: 10 * 365 * 24 * time.Hour,
-		NowFunc:        func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
+		// GORM's PrepareStmt is off on purpose: its cache prepares a new
+		// statement while holding a lock, on whatever connection it can
+		// get; with the one connection held by a transaction that itself
+		// needs to prepare, the two wait on each other for ever. mattn's
+		// driver keeps a statement cache of its own per connection.
+		NowFunc: func() time.Time { return time.Now().UTC().Truncate(time.Microsecond) },
 		// Every write chapkit issues is a single statement or an explicit
 		// transaction; GORM's implicit BEGIN/COMMIT around each would
 		// double the round trips on the job path for nothing.
