@@ -124,11 +124,11 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 }
 
 func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duration) (*FunctionResult, error) {
-	if m.cfg.Registry == nil || !m.cfg.Registry.Has(t.Command) {
-		return nil, &execError{"ValueError", fmt.Sprintf("Python function '%s' not found in registry", t.Command)}
+	var fn *registry.Func
+	if m.cfg.Registry != nil {
+		fn, _ = m.cfg.Registry.Lookup(t.Command)
 	}
-	fn, err := m.cfg.Registry.Lookup(t.Command)
-	if err != nil {
+	if fn == nil {
 		return nil, &execError{"ValueError", fmt.Sprintf("Python function '%s' not found in registry", t.Command)}
 	}
 	callCtx := ctx
