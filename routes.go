@@ -1,6 +1,7 @@
 package chapkit
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -79,7 +80,8 @@ func pathID(c echo.Context, prefix string) (string, error) {
 
 // withInstance sets the resource path as the instance of a not-found error.
 func withInstance(err error, instance string) error {
-	if pe, ok := err.(*problem.Error); ok && pe.Kind == problem.KindNotFound && pe.Instance == "" {
+	var pe *problem.Error
+	if errors.As(err, &pe) && pe.Kind == problem.KindNotFound && pe.Instance == "" {
 		cp := *pe
 		cp.Instance = instance
 		return &cp
