@@ -120,8 +120,6 @@ func deref(s *string) string {
 
 func TestConcurrencyLimitAndFIFO(t *testing.T) {
 	var running, peak atomic.Int32
-	var mu sync.Mutex
-	var order []string
 	g := newGate()
 	b := setup(t, Config{MaxConcurrency: 2}, map[string]Handler{
 		"work": func(ctx context.Context, r *Run) (any, error) {
@@ -132,11 +130,8 @@ func TestConcurrencyLimitAndFIFO(t *testing.T) {
 					break
 				}
 			}
-			mu.Lock()
-			order = append(order, r.Job.ID)
-			mu.Unlock()
 			g.started <- r.Job.ID
-			<-g.release
+			<-g.release // one receive per job: the test frees one slot at a time
 			running.Add(-1)
 			return nil, nil
 		},
@@ -145,22 +140,28 @@ func TestConcurrencyLimitAndFIFO(t *testing.T) {
 	for range 5 {
 		ids = append(ids, submit(t, b.s, "work"))
 	}
-	<-g.started
-	<-g.started
+	first := map[string]bool{<-g.started: true, <-g.started: true}
+	if diff := cmp.Diff(map[string]bool{ids[0]: true, ids[1]: true}, first); diff != "" {
+		t.Fatalf("first jobs to start (-want +got):\n%s", diff)
+	}
 	if p, r := b.s.Counts(); p != 3 || r != 2 {
 		t.Fatalf("Counts() = %d pending, %d running; want 3, 2", p, r)
 	}
-	close(g.release)
+	// Each freed slot goes to the oldest waiting job.
+	for _, want := range ids[2:] {
+		g.release <- struct{}{}
+		if got := <-g.started; got != want {
+			t.Fatalf("next job to start = %s, want %s (submission order)", got, want)
+		}
+	}
+	for range 2 {
+		g.release <- struct{}{}
+	}
 	for _, id := range ids {
 		wait(t, b.s, id)
 	}
 	if peak.Load() != 2 {
 		t.Errorf("peak concurrency %d, want 2", peak.Load())
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if diff := cmp.Diff(ids[2:], order[2:]); diff != "" {
-		t.Errorf("queued jobs ran out of submission order (-want +got):\n%s", diff)
 	}
 }
 
