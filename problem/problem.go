@@ -10,7 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
+	"reflect"
 )
 
 // Kind classifies an error. The zero value is [KindInternal], so an error
@@ -210,7 +210,8 @@ func (e *Error) ProblemDetails(instance string) Details {
 
 // ErrorType names an error the way chapkit reports it ("ValueError",
 // "PathError"): the ErrorType() method of the first error in the chain that
-// has one, else the dynamic type name of err without pointer and package.
+// has one, else the dynamic type name of err without pointer and package
+// (CONTRACT §2.3). It returns "" for nil.
 func ErrorType(err error) string {
 	if err == nil {
 		return ""
@@ -221,10 +222,12 @@ func ErrorType(err error) string {
 			return t
 		}
 	}
-	name := fmt.Sprintf("%T", err)
-	name = strings.TrimLeft(name, "*")
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		name = name[i+1:]
+	t := reflect.TypeOf(err)
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
 	}
-	return name
+	if name := t.Name(); name != "" {
+		return name
+	}
+	return t.String() // an unnamed type, such as a struct literal type
 }

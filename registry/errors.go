@@ -1,8 +1,7 @@
 package registry
 
 import (
-	"errors"
-	"reflect"
+	"github.com/chapkit-go/chapkit/problem"
 )
 
 // CallError is the failure of [Func.Call], shaped as the "error" member of a
@@ -50,20 +49,4 @@ func (e *typedError) ErrorType() string { return e.typ }
 // dynamic type without pointers and package: *fs.PathError gives
 // "PathError", errors.New gives "errorString". ErrorType(nil) is "".
 // It is safe for concurrent use.
-func ErrorType(err error) string {
-	if err == nil {
-		return ""
-	}
-	var typed interface{ ErrorType() string }
-	if errors.As(err, &typed) {
-		return typed.ErrorType()
-	}
-	t := reflect.TypeOf(err)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if name := t.Name(); name != "" {
-		return name
-	}
-	return t.String() // an unnamed type, such as a struct literal type
-}
+func ErrorType(err error) string { return problem.ErrorType(err) }

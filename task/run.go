@@ -16,13 +16,6 @@ import (
 	"github.com/chapkit-go/chapkit/registry"
 )
 
-// execError is an infrastructure failure of a task job (the job fails, no
-// artifact); its type is reported as chapkit reports it.
-type execError struct{ typ, msg string }
-
-func (e *execError) Error() string     { return e.msg }
-func (e *execError) ErrorType() string { return e.typ }
-
 // shellSnapshot is the task as a shell artifact records it (CONTRACT §4.4).
 type shellSnapshot struct {
 	ID        string `json:"id"`
@@ -73,7 +66,7 @@ func (r artifactResult) CommitJob(tx *gorm.DB) (string, error) { return r.store.
 // artifact to store with the job's completion.
 func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	if m.cfg.Artifacts == nil {
-		return nil, &execError{"RuntimeError", "ArtifactManager instance required for task execution"}
+		return nil, registry.NewError("RuntimeError", "ArtifactManager instance required for task execution")
 	}
 	var args jobArgs
 	if err := json.Unmarshal(run.Job.Args, &args); err != nil {
@@ -84,7 +77,7 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 		return nil, err
 	}
 	if t == nil {
-		return nil, &execError{"ValueError", fmt.Sprintf("Task %s not found", args.TaskID)}
+		return nil, registry.NewError("ValueError", fmt.Sprintf("Task %s not found", args.TaskID))
 	}
 	timeout := m.cfg.DefaultTimeout
 	if t.TimeoutSeconds != nil {
@@ -129,7 +122,7 @@ func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duratio
 		fn, _ = m.cfg.Registry.Lookup(t.Command)
 	}
 	if fn == nil {
-		return nil, &execError{"ValueError", fmt.Sprintf("Python function '%s' not found in registry", t.Command)}
+		return nil, registry.NewError("ValueError", fmt.Sprintf("Python function '%s' not found in registry", t.Command))
 	}
 	callCtx := ctx
 	if timeout > 0 {
