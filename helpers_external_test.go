@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -415,14 +414,6 @@ func (r *sseReader) all() []string {
 		}
 		out = append(out, p)
 	}
-}
-
-func mustJSON(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprint("marshal: ", err))
-	}
-	return string(b)
 }
 
 // seedTask is an enabled shell task for chapkit.SeedTasks.

@@ -316,6 +316,9 @@ func TestUpdate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if got.TimeoutSeconds == nil || *got.TimeoutSeconds != 9 {
+			t.Errorf("returned timeout_seconds = %v, want 9", deref(got.TimeoutSeconds))
+		}
 		if stored := mustGet(t, m, created.ID); stored.TimeoutSeconds == nil || *stored.TimeoutSeconds != 9 {
 			t.Errorf("stored timeout_seconds = %v, want 9", deref(stored.TimeoutSeconds))
 		}

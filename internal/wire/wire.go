@@ -8,9 +8,6 @@ import (
 	"github.com/oklog/ulid/v2"
 )
 
-// crockford is the upper-case Crockford base32 alphabet ULIDs are written in.
-const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
 // NewID returns a fresh ULID string. It is safe for concurrent use: ulid.Make
 // draws from a process-wide monotonic source guarded by a mutex, so ids made
 // in the same millisecond still sort in creation order.
