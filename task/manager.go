@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -76,12 +75,9 @@ func Migrate(ctx context.Context, db *gorm.DB) error {
 
 func notFound(op, id string) error { return problem.NotFound(op, "Entity with id %s not found", id) }
 
-func dbErr(op string, err error) error {
-	if errors.Is(err, gorm.ErrRecordNotFound) {
-		return problem.NotFound(op, "Entity not found")
-	}
-	return problem.Database(op, err)
-}
+// dbErr wraps a storage error for the client (family E). Lookups use Find,
+// so a missing row is never an error here but a nil result.
+func dbErr(op string, err error) error { return problem.Database(op, err) }
 
 // Create stores a new task. When in.ID names an existing task, that task is
 // updated instead by the PUT rules (upsert, CONTRACT §3.1).
