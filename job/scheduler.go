@@ -351,6 +351,9 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.reserved--
+	if errors.Is(err, errWriterStopped) {
+		return "", ErrDraining
+	}
 	if err != nil {
 		return "", problem.Database("job.Scheduler.Submit", err)
 	}
