@@ -38,7 +38,11 @@ func (f *Func) Name() string { return f.name }
 //  3. A key is not a parameter: Type "TypeError", Message "unexpected
 //     parameter '<key>'" (the first in sorted order).
 //  4. Defaults are applied and the object decoded; a decode error gives
-//     Type "TypeError" and the decoder's message.
+//     Type "TypeError" and the decoder's message. A JSON null, at any depth,
+//     whose Go type cannot be nil (anything but a pointer, slice, map,
+//     interface or a type with its own UnmarshalJSON/UnmarshalText) is
+//     refused the same way: "json: cannot unmarshal null into Go struct
+//     field sumParams.a of type int".
 //  5. A required injected type does not resolve: Type "InjectionError" and
 //     the container's message.
 //

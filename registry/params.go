@@ -13,6 +13,7 @@ import (
 
 // paramSpec describes how a task's parameters object binds to P.
 type paramSpec struct {
+	typ    reflect.Type // P
 	whole  bool         // P is a map[string]any and receives the whole object
 	fields []paramField // struct parameters in field order
 	known  map[string]bool
@@ -21,6 +22,8 @@ type paramSpec struct {
 // paramField is one parameter of a struct P.
 type paramField struct {
 	name     string          // JSON name
+	typ      reflect.Type    // the Go type the value decodes into
+	via      string          // Go names of the embedded structs it is promoted from, "Common."
 	required bool            // not a pointer, no omitempty, no default
 	def      json.RawMessage // default literal, nil when none
 }
@@ -29,9 +32,9 @@ type paramField struct {
 func newParamSpec(t reflect.Type) (*paramSpec, error) {
 	switch {
 	case t.Kind() == reflect.Map && t.Key() == reflect.TypeFor[string]() && t.Elem() == reflect.TypeFor[any]():
-		return &paramSpec{whole: true}, nil
+		return &paramSpec{typ: t, whole: true}, nil
 	case t.Kind() == reflect.Struct:
-		fields, err := structParams(t)
+		fields, err := structParams(t, true)
 		if err != nil {
 			return nil, err
 		}
@@ -39,7 +42,7 @@ func newParamSpec(t reflect.Type) (*paramSpec, error) {
 		for _, f := range fields {
 			known[f.name] = true
 		}
-		return &paramSpec{fields: fields, known: known}, nil
+		return &paramSpec{typ: t, fields: fields, known: known}, nil
 	default:
 		return nil, fmt.Errorf("parameters type %s must be map[string]any or a struct (struct{} for none)", t)
 	}
@@ -59,10 +62,11 @@ type candidate struct {
 // `json:"-"` skipped, untagged anonymous structs flattened, a shallower
 // field hiding deeper ones of the same name. Where encoding/json would
 // silently ignore two fields of the same name at the same depth, this
-// returns an error instead.
-func structParams(t reflect.Type) ([]paramField, error) {
+// returns an error instead. checkDefaults also verifies `default` tags,
+// which only the parameters struct itself may use.
+func structParams(t reflect.Type, checkDefaults bool) ([]paramField, error) {
 	var all []candidate
-	if err := walkStruct(t, 0, "", map[reflect.Type]bool{}, &all); err != nil {
+	if err := walkStruct(t, 0, "", checkDefaults, map[reflect.Type]bool{}, &all); err != nil {
 		return nil, err
 	}
 	byName := map[string][]candidate{}
@@ -110,7 +114,7 @@ func dominant(cs []candidate) (candidate, error) {
 	}
 }
 
-func walkStruct(t reflect.Type, depth int, prefix string, visiting map[reflect.Type]bool, out *[]candidate) error {
+func walkStruct(t reflect.Type, depth int, prefix string, checkDefaults bool, visiting map[reflect.Type]bool, out *[]candidate) error {
 	if visiting[t] {
 		return nil // a recursive embedding adds no new fields
 	}
@@ -139,7 +143,7 @@ func walkStruct(t reflect.Type, depth int, prefix string, visiting map[reflect.T
 		name, opts, _ := strings.Cut(tag, ",")
 		path := prefix + sf.Name
 		if name == "" && sf.Anonymous && ft.Kind() == reflect.Struct {
-			if err := walkStruct(ft, depth+1, path+".", visiting, out); err != nil {
+			if err := walkStruct(ft, depth+1, path+".", checkDefaults, visiting, out); err != nil {
 				return err
 			}
 			continue
@@ -148,12 +152,12 @@ func walkStruct(t reflect.Type, depth int, prefix string, visiting map[reflect.T
 			continue // an unexported embedded struct with a json name is ignored
 		}
 		c := candidate{depth: depth, tagged: name != "", path: path}
-		c.name = name
+		c.name, c.typ, c.via = name, sf.Type, prefix
 		if c.name == "" {
 			c.name = sf.Name
 		}
 		optional := sf.Type.Kind() == reflect.Pointer || hasOption(opts, "omitempty")
-		if lit, ok := sf.Tag.Lookup("default"); ok {
+		if lit, ok := sf.Tag.Lookup("default"); ok && checkDefaults {
 			def, err := checkDefault(lit, sf.Type)
 			if err != nil {
 				return fmt.Errorf("field %s: default %s: %w", path, lit, err)
@@ -183,6 +187,9 @@ func checkDefault(lit string, t reflect.Type) (json.RawMessage, error) {
 	}
 	if err := json.Unmarshal([]byte(lit), reflect.New(t).Interface()); err != nil {
 		return nil, err
+	}
+	if err := nullError(json.RawMessage(lit), t, "", ""); err != nil {
+		return nil, err // the default would fail every call that relies on it
 	}
 	return json.RawMessage(lit), nil
 }
@@ -232,6 +239,11 @@ func (s *paramSpec) bind(raw json.RawMessage, dst any) *CallError {
 		raw = b
 	}
 	if err := json.Unmarshal(raw, dst); err != nil {
+		return bindError("TypeError", err.Error())
+	}
+	// encoding/json leaves a value alone when it meets null, so {"a": null}
+	// for an int parameter would silently run the function with a = 0.
+	if err := nullError(raw, s.typ, "", ""); err != nil {
 		return bindError("TypeError", err.Error())
 	}
 	return nil

@@ -26,8 +26,11 @@
 //
 // Anonymous embedded structs are flattened, as encoding/json does. Binding
 // fails, without calling the function, on a missing required parameter
-// (ValueError), an unknown key or a value of the wrong JSON type
-// (TypeError); see [Func.Call].
+// (ValueError), an unknown key, a value of the wrong JSON type, or a null
+// where the Go type cannot be nil (TypeError); see [Func.Call]. Null is
+// accepted only by pointers, slices, maps, interfaces and types with their
+// own UnmarshalJSON or UnmarshalText, at any depth, and a default tag may
+// not be null for any other type.
 //
 // # Injection
 //

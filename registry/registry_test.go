@@ -229,6 +229,9 @@ func TestRegisterRejectsBadTypes(t *testing.T) {
 	type badInjectTag struct {
 		DB *struct{} `inject:"optinal"`
 	}
+	type nullDefault struct {
+		N int `json:"n" default:"null"`
+	}
 	r := New()
 	tests := []struct {
 		name    string
@@ -244,6 +247,7 @@ func TestRegisterRejectsBadTypes(t *testing.T) {
 		{"nil function", Register[noParams, int](r, "p7", nil), "nil function"},
 		{"non-struct deps", RegisterWith(r, "p8", func(context.Context, noParams, *inject.Container) (int, error) { return 0, nil }), "must be a struct"},
 		{"unknown inject tag", RegisterWith(r, "p9", func(context.Context, noParams, badInjectTag) (int, error) { return 0, nil }), `unknown inject tag "optinal"`},
+		{"null default for an int", Register(r, "p10", func(context.Context, nullDefault) (int, error) { return 0, nil }), "field N: default null: json: cannot unmarshal null into Go value of type int"},
 	}
 	// A named struct field is a parameter, not flattened: this one is fine.
 	if err := Register(r, "ok", func(context.Context, ambiguous) (int, error) { return 0, nil }); err != nil {
