@@ -2,6 +2,8 @@ package task
 
 import (
 	"encoding/json"
+	"fmt"
+	"math/big"
 	"strings"
 
 	"github.com/chapkit-go/chapkit/internal/wire"
@@ -83,15 +85,20 @@ func DecodeIn(body any) (In, error) {
 		}
 	}
 	if v, present := obj["timeout_seconds"]; present && v != nil {
-		n, isInt := v.(json.Number)
-		i, err := n.Int64()
+		// The bounds are checked on the exact integer, so a value past the
+		// int64 range is "too large" rather than "not an integer".
+		n, _ := v.(json.Number)
+		i, isInt := new(big.Int).SetString(n.String(), 10)
 		switch {
-		case !isInt || err != nil:
+		case !isInt:
 			add("timeout_seconds", "int_type", "Input should be a valid integer", v, nil)
-		case i <= 0:
+		case i.Sign() <= 0:
 			add("timeout_seconds", "greater_than", "Input should be greater than 0", v, map[string]any{"gt": 0})
+		case i.Cmp(big.NewInt(MaxTimeoutSeconds)) > 0:
+			add("timeout_seconds", "less_than_equal", fmt.Sprintf("Input should be less than or equal to %d", MaxTimeoutSeconds),
+				v, map[string]any{"le": MaxTimeoutSeconds})
 		default:
-			secs := int(i)
+			secs := int(i.Int64())
 			in.TimeoutSeconds = &secs
 		}
 	}

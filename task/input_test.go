@@ -2,7 +2,9 @@ package task
 
 import (
 	"encoding/json"
+	"math"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -30,6 +32,16 @@ func TestDecodeIn(t *testing.T) {
 			name: "every field",
 			body: `{"id":"` + validID + `","command":"sum","task_type":"python","parameters":{"a":1,"b":[true]},"enabled":false,"timeout_seconds":5}`,
 			want: In{ID: validID, Command: "sum", TaskType: TypePython, Parameters: json.RawMessage(`{"a":1,"b":[true]}`), TimeoutSeconds: intPtr(5)},
+		},
+		{
+			name: "timeout at the maximum",
+			body: `{"command":"c","timeout_seconds":2592000}`,
+			want: In{Command: "c", TaskType: TypeShell, Enabled: true, TimeoutSeconds: intPtr(2592000)},
+		},
+		{
+			name: "timeout of one second",
+			body: `{"command":"c","timeout_seconds":1}`,
+			want: In{Command: "c", TaskType: TypeShell, Enabled: true, TimeoutSeconds: intPtr(1)},
 		},
 		{
 			name: "empty command allowed",
@@ -172,6 +184,31 @@ func TestDecodeIn(t *testing.T) {
 			items: []problem.Violation{{Type: "greater_than", Loc: []any{"body", "timeout_seconds"}, Msg: "Input should be greater than 0", Input: json.Number("-3"), Ctx: map[string]any{"gt": 0}}},
 		},
 		{
+			name:  "timeout overflowing a duration",
+			body:  `{"command":"sleep 3; echo finished","timeout_seconds":18446744074}`,
+			items: []problem.Violation{tooLong("18446744074")},
+		},
+		{
+			name:  "timeout one past the maximum",
+			body:  `{"command":"c","timeout_seconds":2592001}`,
+			items: []problem.Violation{tooLong("2592001")},
+		},
+		{
+			name:  "timeout past the int64 range",
+			body:  `{"command":"c","timeout_seconds":100000000000000000000000}`,
+			items: []problem.Violation{tooLong("100000000000000000000000")},
+		},
+		{
+			name:  "timeout negative past the int64 range",
+			body:  `{"command":"c","timeout_seconds":-100000000000000000000000}`,
+			items: []problem.Violation{{Type: "greater_than", Loc: []any{"body", "timeout_seconds"}, Msg: "Input should be greater than 0", Input: json.Number("-100000000000000000000000"), Ctx: map[string]any{"gt": 0}}},
+		},
+		{
+			name:  "timeout exponent",
+			body:  `{"command":"c","timeout_seconds":1e3}`,
+			items: []problem.Violation{{Type: "int_type", Loc: []any{"body", "timeout_seconds"}, Msg: "Input should be a valid integer", Input: json.Number("1e3")}},
+		},
+		{
 			name:  "timeout fraction",
 			body:  `{"command":"c","timeout_seconds":1.5}`,
 			items: []problem.Violation{{Type: "int_type", Loc: []any{"body", "timeout_seconds"}, Msg: "Input should be a valid integer", Input: json.Number("1.5")}},
@@ -212,6 +249,37 @@ func TestDecodeIn(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("DecodeIn(%s) mismatch (-want +got):\n%s", tc.body, diff)
+			}
+		})
+	}
+}
+
+// tooLong is the violation for a timeout_seconds above MaxTimeoutSeconds;
+// the limit is spelled out so a change to the constant shows here.
+func tooLong(input string) problem.Violation {
+	return problem.Violation{Type: "less_than_equal", Loc: []any{"body", "timeout_seconds"},
+		Msg: "Input should be less than or equal to 2592000", Input: json.Number(input), Ctx: map[string]any{"le": 2592000}}
+}
+
+func TestTaskTimeout(t *testing.T) {
+	tests := []struct {
+		name    string
+		seconds *int
+		want    time.Duration
+	}{
+		{"none", nil, 0},
+		{"one second", intPtr(1), time.Second},
+		{"the maximum", intPtr(MaxTimeoutSeconds), 30 * 24 * time.Hour},
+		{"stored above the maximum", intPtr(18446744074), 30 * 24 * time.Hour},
+		{"stored at the int range's end", intPtr(math.MaxInt), 30 * 24 * time.Hour},
+		{"stored zero", intPtr(0), 0},
+		{"stored negative", intPtr(-5), 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			task := Task{TimeoutSeconds: tc.seconds}
+			if got := task.Timeout(); got != tc.want {
+				t.Errorf("Timeout() = %v, want %v", got, tc.want)
 			}
 		})
 	}

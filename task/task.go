@@ -18,6 +18,13 @@ const (
 	TypeFunction = "function"
 )
 
+// MaxTimeoutSeconds is the largest timeout_seconds a task accepts: 30 days,
+// in seconds. Larger values are refused with a 422 naming the field and
+// this maximum, rather than stored: a count of seconds near the top of the
+// integer range overflows a [time.Duration] (nanoseconds, at most about
+// 292 years) and would kill the job at once or never.
+const MaxTimeoutSeconds = 30 * 24 * 60 * 60
+
 // Task is one task template row (table tasks).
 type Task struct {
 	ID         string          `gorm:"primaryKey;type:text"`
@@ -30,6 +37,19 @@ type Task struct {
 	TimeoutSeconds *int
 	CreatedAt      time.Time `gorm:"not null;autoCreateTime:false"`
 	UpdatedAt      time.Time `gorm:"not null;autoUpdateTime:false"`
+}
+
+// Timeout is the task's own timeout as a duration, 0 when it has none.
+// A value stored above [MaxTimeoutSeconds] (by an older version, or
+// written to the database directly) counts as MaxTimeoutSeconds, so the
+// conversion never overflows into an early kill or into no timeout at
+// all; a value of 0 or less, which input validation refuses, counts as
+// none.
+func (t *Task) Timeout() time.Duration {
+	if t.TimeoutSeconds == nil || *t.TimeoutSeconds <= 0 {
+		return 0
+	}
+	return time.Duration(min(*t.TimeoutSeconds, MaxTimeoutSeconds)) * time.Second
 }
 
 // TableName pins the table name shared with chapkit's schema.
@@ -78,7 +98,7 @@ func Schema() map[string]any {
 			"task_type":       map[string]any{"type": "string", "enum": []string{TypeShell, TypePython}},
 			"parameters":      map[string]any{"anyOf": []any{map[string]any{"type": "object"}, map[string]any{"type": "null"}}},
 			"enabled":         map[string]any{"type": "boolean"},
-			"timeout_seconds": map[string]any{"anyOf": []any{map[string]any{"type": "integer", "exclusiveMinimum": 0}, map[string]any{"type": "null"}}},
+			"timeout_seconds": map[string]any{"anyOf": []any{map[string]any{"type": "integer", "exclusiveMinimum": 0, "maximum": MaxTimeoutSeconds}, map[string]any{"type": "null"}}},
 		},
 		"required": []string{"id", "created_at", "updated_at", "command", "task_type", "enabled"},
 	}
