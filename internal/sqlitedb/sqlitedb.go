@@ -53,34 +53,106 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// IsMemory reports whether target names an in-memory database.
+// IsMemory reports whether target names an in-memory database: "",
+// ":memory:", or a "file:" URI whose path is ":memory:" or whose query
+// has mode=memory. A plain path never does, whatever it contains.
 func IsMemory(target string) bool {
-	p := Path(target)
-	return p == "" || p == ":memory:" || strings.Contains(p, "mode=memory")
+	_, memory, err := parseTarget(target)
+	return err == nil && memory
 }
 
-// Path turns the accepted spellings of a database into a file path:
-// "", ":memory:", "tasks.db", "/abs/tasks.db", "sqlite:///tasks.db",
-// "sqlite+aiosqlite:///tasks.db" (the Python form) and "file:tasks.db".
+// Path returns the file a target names, by the rules of [Open], or ""
+// for an in-memory database or a malformed "file:" URI.
 func Path(target string) string {
+	p, memory, err := parseTarget(target)
+	if err != nil || memory {
+		return ""
+	}
+	return p
+}
+
+// parseTarget maps a target to a file path by the rules listed on [Open].
+func parseTarget(target string) (path string, memory bool, err error) {
 	t := strings.TrimSpace(target)
-	for _, prefix := range []string{"sqlite+aiosqlite://", "sqlite://"} {
-		if rest, ok := strings.CutPrefix(t, prefix); ok {
-			// sqlite:///rel.db is relative, sqlite:////abs.db is absolute,
-			// as in SQLAlchemy URLs.
-			t = strings.TrimPrefix(rest, "/")
-			break
+	if t == "" || t == ":memory:" {
+		return "", true, nil
+	}
+	for _, scheme := range []string{"sqlite+aiosqlite://", "sqlite://"} {
+		if rest, ok := strings.CutPrefix(t, scheme); ok {
+			// sqlite:///rel.db is relative, sqlite:////abs.db is absolute.
+			rest = strings.TrimPrefix(rest, "/")
+			rest, _, _ = strings.Cut(rest, "?")
+			if rest == "" || rest == ":memory:" {
+				return "", true, nil
+			}
+			return rest, false, nil
 		}
 	}
-	t = strings.TrimPrefix(t, "file:")
-	if i := strings.IndexByte(t, '?'); i >= 0 && !strings.Contains(t[i:], "mode=memory") {
-		t = t[:i]
+	rest, ok := strings.CutPrefix(t, "file:")
+	if !ok {
+		return target, false, nil // untrimmed: spaces at either end are part of a plain name
 	}
-	return t
+	rest, _, _ = strings.Cut(rest, "#")
+	rest, query, _ := strings.Cut(rest, "?")
+	if auth, ok := strings.CutPrefix(rest, "//"); ok {
+		host, p, _ := strings.Cut(auth, "/")
+		if host != "" && host != "localhost" {
+			return "", false, fmt.Errorf("sqlite URI %q: authority %q is not empty or localhost", target, host)
+		}
+		rest = "/" + p
+	}
+	p, err := url.PathUnescape(rest)
+	if err != nil {
+		return "", false, fmt.Errorf("sqlite URI %q: %w", target, err)
+	}
+	q, _ := url.ParseQuery(query) // a malformed query only loses its own keys
+	if p == "" || p == ":memory:" || q.Get("mode") == "memory" {
+		return "", true, nil
+	}
+	return p, false, nil
+}
+
+// fileURI renders path as an SQLite "file:" URI that SQLite decodes back
+// to exactly path: every byte but unreserved characters and "/" is
+// percent-escaped, so "?", "#" and "%" in a name cannot start a query, a
+// fragment or an escape (mattn/go-sqlite3 also splits its own parameters
+// off at the first "?"). An absolute path gets the empty authority
+// ("file:///abs"), so a name starting with "//" is not read as a host.
+func fileURI(path string) string {
+	var b strings.Builder
+	b.WriteString("file:")
+	if strings.HasPrefix(path, "/") {
+		b.WriteString("//")
+	}
+	for i := 0; i < len(path); i++ {
+		c := path[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '-', c == '.', c == '_', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // Open opens (creating when missing) the SQLite database named by target.
-// An empty target or ":memory:" opens a private in-memory database.
+// Each spelling has one rule, so any file name can be reached:
+//
+//   - "" and ":memory:": a private in-memory database.
+//   - "sqlite:///rel.db", "sqlite:////abs.db" and the same with
+//     "sqlite+aiosqlite://" (the SQLAlchemy URLs chapkit takes): the text
+//     after the third slash up to the first "?" (which starts SQLAlchemy's
+//     query), taken literally as SQLAlchemy does: no percent decoding, and
+//     "#" is part of the name.
+//   - "file:...": an SQLite URI (https://sqlite.org/uri.html): an optional
+//     empty or "localhost" authority, then the path up to "?" or "#", with
+//     percent escapes decoded. Its query is ignored except mode=memory.
+//     A malformed URI is an error.
+//   - anything else: a plain path, the file opened byte for byte ("#",
+//     "?", "%", spaces and all). A plain path starting with "file:" is
+//     written "./file:...".
 func Open(target string, cfg Config) (*gorm.DB, error) {
 	register()
 	sync := strings.ToUpper(cfg.Synchronous)
@@ -105,13 +177,16 @@ func Open(target string, cfg Config) (*gorm.DB, error) {
 	// writing while another connection (another process) writes.
 	q.Set("_txlock", "immediate")
 
-	memory := IsMemory(target)
+	path, memory, err := parseTarget(target)
+	if err != nil {
+		return nil, err
+	}
 	var dsn string
 	if memory {
 		dsn = "file::memory:?" + q.Encode()
 	} else {
 		q.Set("_journal_mode", "WAL")
-		dsn = "file:" + Path(target) + "?" + q.Encode()
+		dsn = fileURI(path) + "?" + q.Encode()
 	}
 	gl := logger.Discard
 	if cfg.Logger != nil {
