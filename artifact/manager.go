@@ -22,7 +22,8 @@ const maxIn = 500
 // Manager reads and writes artifacts. It holds no state besides the
 // database handle and the hierarchy, so it is safe for concurrent use.
 // Its methods return *problem.Error values of kind KindNotFound for a
-// missing artifact and KindDatabase for any storage failure.
+// missing artifact, KindUnavailable (503, Retry-After) when the database
+// is busy or unreachable, and KindDatabase for any other storage failure.
 type Manager struct {
 	db *gorm.DB
 	h  *Hierarchy
@@ -99,7 +100,8 @@ func (m *Manager) Create(ctx context.Context, in In) (*Artifact, error) {
 
 // Insert stores data as a new root artifact inside the caller's
 // transaction tx and returns its id, so that a job scheduler can commit the
-// artifact together with the job's completion. Failures are KindDatabase.
+// artifact together with the job's completion. Failures are KindDatabase,
+// or KindUnavailable when the database is busy.
 func (m *Manager) Insert(tx *gorm.DB, data json.RawMessage) (string, error) {
 	now := wire.Now()
 	a := Artifact{ID: wire.NewID(), Data: data, CreatedAt: now, UpdatedAt: now}
@@ -381,8 +383,8 @@ func chunks(ids []string) [][]string {
 	return out
 }
 
-// dbError passes a *problem.Error through and wraps anything else as a
-// KindDatabase error.
+// dbError passes a *problem.Error through and wraps anything else with
+// [problem.Database]: KindUnavailable when busy, else KindDatabase.
 func dbError(op string, err error) error {
 	var pe *problem.Error
 	if errors.As(err, &pe) {

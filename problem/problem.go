@@ -156,8 +156,19 @@ func InvalidULID(op, raw string) *Error {
 	return New(KindInvalidULID, op, "Invalid ULID format: %s", raw)
 }
 
-// Database wraps a storage error that should reach the client as family E.
+// DatabaseBusyDetail is the client text of a temporary storage failure.
+const DatabaseBusyDetail = "The database is busy or unavailable; retry later"
+
+// Database wraps a storage error for the client. A temporary failure (see
+// [Temporary]: locked or busy, unreachable, or out of time) is
+// KindUnavailable, a 503 with Retry-After [DatabaseRetryAfter] and the
+// fixed detail [DatabaseBusyDetail]; the client must not be told to fix a
+// request that was fine. Anything else is KindDatabase, the 500 that
+// carries the driver's text (family E). In both cases op goes to logs only.
 func Database(op string, err error) *Error {
+	if Temporary(err) {
+		return &Error{Kind: KindUnavailable, Op: op, Detail: DatabaseBusyDetail, RetryAfter: DatabaseRetryAfter, Err: err}
+	}
 	return &Error{Kind: KindDatabase, Op: op, Detail: "Database error occurred", Err: err}
 }
 

@@ -303,8 +303,8 @@ type jobArgs struct {
 // Execute checks the task and submits one job for it (CONTRACT §3.1). It
 // returns the job id; KindBadRequest for a missing scheduler or artifact
 // store, an unknown or a disabled task; the scheduler's KindUnavailable
-// errors while draining or when the queue is full; KindConflict for any
-// other failure to submit.
+// errors while draining, when the queue is full or the database is busy;
+// its KindDatabase errors; KindConflict for any other failure to submit.
 func (m *Manager) Execute(ctx context.Context, id string) (string, error) {
 	const op = "task.Manager.Execute"
 	if m.cfg.Jobs == nil {
@@ -325,8 +325,8 @@ func (m *Manager) Execute(ctx context.Context, id string) (string, error) {
 	}
 	jobID, err := m.cfg.Jobs.Submit(ctx, JobKind, jobArgs{TaskID: t.ID, TaskType: t.TaskType})
 	if err != nil {
-		if problem.Is(err, problem.KindUnavailable) {
-			return "", err
+		if problem.Is(err, problem.KindUnavailable) || problem.Is(err, problem.KindDatabase) {
+			return "", err // a storage failure is the server's, never the client's conflict
 		}
 		return "", problem.Wrap(problem.KindConflict, op, err, "%s", err.Error())
 	}

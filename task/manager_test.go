@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/internal/dbtest"
@@ -588,6 +589,27 @@ func TestExecuteChecks(t *testing.T) {
 		pe := problemOf(t, err)
 		if pe.Kind != problem.KindConflict || pe.Detail != "Job 01K72P5N5KCRM6MD3BRE4PJ0B0 already scheduled" {
 			t.Errorf("Execute = kind %v detail %q, want KindConflict with the scheduler's text", pe.Kind, pe.Detail)
+		}
+	})
+
+	t.Run("storage failures of the scheduler pass through", func(t *testing.T) {
+		const op = "job.Scheduler.Submit"
+		tests := []struct {
+			name       string
+			cause      error
+			wantKind   problem.Kind
+			wantDetail string
+		}{
+			{"locked", sqlite3.Error{Code: sqlite3.ErrBusy}, problem.KindUnavailable, problem.DatabaseBusyDetail},
+			{"other", sqlite3.Error{Code: sqlite3.ErrIoErr}, problem.KindDatabase, "Database error occurred"},
+		}
+		for _, tc := range tests {
+			jobs := &fakeJobs{err: problem.Database(op, tc.cause)}
+			_, err := NewManager(db, Config{Jobs: jobs, Artifacts: arts}).Execute(t.Context(), enabled.ID)
+			pe := problemOf(t, err)
+			if pe.Kind != tc.wantKind || pe.Detail != tc.wantDetail {
+				t.Errorf("%s: Execute = kind %v detail %q, want %v %q", tc.name, pe.Kind, pe.Detail, tc.wantKind, tc.wantDetail)
+			}
 		}
 	})
 

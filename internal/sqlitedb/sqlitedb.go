@@ -42,12 +42,28 @@ func register() {
 	})
 }
 
+// DefaultBusyTimeout is how long a statement waits by default for a write
+// lock held by another process: 5 s.
+//
+// Inside the service writes never meet each other (one connection, queued
+// in Go), so the wait only matters when an outside process (a backup, a
+// migration, a second service on the same file) holds the lock. While a
+// statement waits, it holds the one connection, and every other request
+// queues behind it; a long wait therefore stalls the whole API. 5 s rides
+// out the short write transactions other programs usually make, and past
+// it the request fails with SQLITE_BUSY, which problem.Database turns
+// into a 503 with Retry-After, so clients learn within seconds that they
+// should retry, instead of hanging for half a minute.
+const DefaultBusyTimeout = 5 * time.Second
+
 // Config tunes a database opened by [Open]. The zero value is the default.
 type Config struct {
 	// Synchronous is the SQLite synchronous mode: "NORMAL" (default; a
 	// power cut may lose the last commits but never corrupts) or "FULL".
 	Synchronous string
-	// BusyTimeout is how long a connection waits for a lock; default 30 s.
+	// BusyTimeout is how long a statement waits for a lock another
+	// process holds before it fails with SQLITE_BUSY; zero or less means
+	// [DefaultBusyTimeout].
 	BusyTimeout time.Duration
 	// Logger receives GORM's slow-query and error logs; nil discards them.
 	Logger *slog.Logger
@@ -166,7 +182,7 @@ func Open(target string, cfg Config) (*gorm.DB, error) {
 	}
 	busy := cfg.BusyTimeout
 	if busy <= 0 {
-		busy = 30 * time.Second
+		busy = DefaultBusyTimeout
 	}
 	q := url.Values{}
 	q.Set("_foreign_keys", "1")
