@@ -133,7 +133,8 @@ func (m *Manager) Get(ctx context.Context, id string) (*Artifact, error) {
 // List returns artifacts ordered by id (creation order) and the total
 // count. page 0 with size 0 returns every artifact, total being their
 // number; otherwise it returns page page (from 1) of size size, total
-// counting all artifacts. Callers validate page, size >= 1.
+// counting all artifacts; a page past the end, however large, has no
+// items. Callers validate page, size >= 1.
 func (m *Manager) List(ctx context.Context, page, size int) ([]Artifact, int64, error) {
 	const op = "artifact.Manager.List"
 	items := []Artifact{}
@@ -147,7 +148,11 @@ func (m *Manager) List(ctx context.Context, page, size int) ([]Artifact, int64, 
 	if err := m.db.WithContext(ctx).Model(&Artifact{}).Count(&total).Error; err != nil {
 		return nil, 0, problem.Database(op, err)
 	}
-	err := m.db.WithContext(ctx).Order("id ASC").Offset((page - 1) * size).Limit(size).Find(&items).Error
+	offset, ok := wire.PageOffset(page, size)
+	if !ok {
+		return items, total, nil // past the end of any table
+	}
+	err := m.db.WithContext(ctx).Order("id ASC").Offset(offset).Limit(size).Find(&items).Error
 	if err != nil {
 		return nil, 0, problem.Database(op, err)
 	}

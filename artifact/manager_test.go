@@ -3,6 +3,7 @@ package artifact
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -308,6 +309,9 @@ func TestManagerList(t *testing.T) {
 		{"last partial page", 3, 2, ids[4:], 5},
 		{"beyond the end", 4, 2, []string{}, 5},
 		{"size over total", 1, 100, ids, 5},
+		{"offset past the int range", math.MaxInt, 2, []string{}, 5},
+		{"page times size wraps to the first page", math.MaxInt/2 + 2, 2, []string{}, 5},
+		{"largest size", 1, math.MaxInt, ids, 5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -151,7 +151,11 @@ func (m *Manager) List(ctx context.Context, p ListParams) ([]Task, int64, error)
 		if err := q.Session(&gorm.Session{}).Count(&total).Error; err != nil {
 			return nil, 0, dbErr(op, err)
 		}
-		if err := q.Offset((p.Page - 1) * p.Size).Limit(p.Size).Find(&tasks).Error; err != nil {
+		offset, ok := wire.PageOffset(p.Page, p.Size)
+		if !ok {
+			return tasks, total, nil // past the end of any table
+		}
+		if err := q.Offset(offset).Limit(p.Size).Find(&tasks).Error; err != nil {
 			return nil, 0, dbErr(op, err)
 		}
 		return tasks, total, nil

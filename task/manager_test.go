@@ -3,6 +3,7 @@ package task
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -183,6 +184,9 @@ func TestList(t *testing.T) {
 		{"page 1 with filter counts matches only", ListParams{Enabled: &yes, Page: 1, Size: 3}, wantEnabled[:3], 4},
 		{"page 2 with filter", ListParams{Enabled: &yes, Page: 2, Size: 3}, wantEnabled[3:], 4},
 		{"page past the end", ListParams{Enabled: &no, Page: 3, Size: 2}, []string{}, 2},
+		{"offset past the int range", ListParams{Page: math.MaxInt, Size: 2}, []string{}, 6},
+		{"page times size wraps to the first page", ListParams{Page: math.MaxInt/2 + 2, Size: 2}, []string{}, 6},
+		{"largest size", ListParams{Page: 1, Size: math.MaxInt}, sorted, 6},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

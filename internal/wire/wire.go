@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"math"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -59,4 +60,19 @@ func FormatTimePtr(t *time.Time) *string {
 	}
 	s := FormatTime(*t)
 	return &s
+}
+
+// PageOffset is the number of rows before page page (from 1) of size size:
+// (page-1)*size. ok is false when either is below 1, or when the offset
+// does not fit in an int: such a page lies past the end of any table, so
+// the caller answers it with no items rather than letting the product wrap
+// around to a negative offset, which would serve the first page again.
+func PageOffset(page, size int) (offset int, ok bool) {
+	if page < 1 || size < 1 {
+		return 0, false
+	}
+	if page-1 > math.MaxInt/size {
+		return 0, false
+	}
+	return (page - 1) * size, true
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -68,4 +69,33 @@ func FuzzValidID(f *testing.F) {
 			t.Fatalf("accepted %q of length %d", s, len(s))
 		}
 	})
+}
+
+func TestPageOffset(t *testing.T) {
+	tests := []struct {
+		name       string
+		page, size int
+		want       int
+		wantOK     bool
+	}{
+		{"first page", 1, 10, 0, true},
+		{"third page", 3, 10, 20, true},
+		{"page zero", 0, 10, 0, false},
+		{"negative size", 1, -1, 0, false},
+		{"largest offset that fits", math.MaxInt/10 + 1, 10, math.MaxInt / 10 * 10, true},
+		{"one page further", math.MaxInt/10 + 2, 10, 0, false},
+		{"largest page", math.MaxInt, 2, 0, false},
+		{"largest page of size one", math.MaxInt, 1, math.MaxInt - 1, true},
+		{"largest size, first page", 1, math.MaxInt, 0, true},
+		{"largest size, second page", 2, math.MaxInt, math.MaxInt, true},
+		{"largest size, third page", 3, math.MaxInt, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := PageOffset(tc.page, tc.size)
+			if got != tc.want || ok != tc.wantOK {
+				t.Errorf("PageOffset(%d, %d) = %d, %v; want %d, %v", tc.page, tc.size, got, ok, tc.want, tc.wantOK)
+			}
+		})
+	}
 }
