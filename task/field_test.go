@@ -321,3 +321,23 @@ func syscallKill(pid int) error {
 	}
 	return p.Kill()
 }
+
+// TestShellStartFailureIsPlainText checks that a command that cannot start
+// (here: a working directory that does not exist) fails the job with the
+// cause in plain words, not Go's call chain.
+func TestShellStartFailureIsPlainText(t *testing.T) {
+	b := setup(t, setupOpts{config: func(cfg *Config) { cfg.WorkDir = filepath.Join(t.TempDir(), "missing") }})
+	task := mustCreate(t, b.mgr, `{"command":"true"}`)
+	j := runTask(t, b, task.ID)
+	msg := deref(j.Error)
+	text, _ := msg.(string)
+	t.Logf("job error: %q", text)
+	if j.Status != job.StatusFailed || !strings.Contains(text, "no such file or directory") {
+		t.Errorf("job = %s, error %v; want failed with the cause", j.Status, msg)
+	}
+	for _, internal := range []string{"shell:", "fork/exec", "chdir"} {
+		if strings.Contains(text, internal) {
+			t.Errorf("job error %q shows Go internals (%q)", text, internal)
+		}
+	}
+}

@@ -123,7 +123,16 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 		Credential: m.cfg.Credential,
 	})
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err // cancelled or stopped: the scheduler records it
+		}
+		// The job's error is shown to clients: give the cause (such as
+		// "operation not permitted") without the Go call chain.
+		m.log.Error("shell task failed to run", "task_id", t.ID, "job_id", run.Job.ID, "error", err)
+		if res.PGID == 0 {
+			return nil, registry.NewError("OSError", "Shell command could not be started: "+rootCause(err).Error())
+		}
+		return nil, registry.NewError("RuntimeError", "Shell command ran but its processes could not all be stopped: "+rootCause(err).Error())
 	}
 	return &ShellResult{
 		Task:     shellSnapshot{ID: t.ID, Command: t.Command, CreatedAt: wire.FormatTime(t.CreatedAt), UpdatedAt: wire.FormatTime(t.UpdatedAt)},
@@ -228,3 +237,15 @@ func checkEmbeddable(raw json.RawMessage) error {
 }
 
 var errTimeout = errors.New("task timed out")
+
+// rootCause returns the innermost error of err's chain (for an operating
+// system failure, the errno text).
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
