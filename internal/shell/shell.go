@@ -64,7 +64,10 @@ type Options struct {
 // from the reaped shell's rusage, which covers the shell and the
 // descendants it waited for. MaxRSS is the cgroup's memory.peak when the
 // memory controller is enabled for it, otherwise the largest resident set
-// of the shell or one waited-for descendant (rusage ru_maxrss).
+// of the shell or one waited-for descendant (rusage ru_maxrss). The rusage
+// value includes the service's own resident size at the start, because the
+// child shares the service's memory until exec; see
+// docs/process-containment.md.
 type Usage struct {
 	// Duration is the wall time from start to the shell's exit.
 	Duration time.Duration
