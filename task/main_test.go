@@ -37,6 +37,7 @@ type setupOpts struct {
 	maxConcurrency int
 	maxOutput      int64
 	register       func(tb testing.TB, reg *registry.Registry)
+	config         func(cfg *Config) // adjusts the manager's configuration
 }
 
 func setup(tb testing.TB, o setupOpts) *testBundle {
@@ -53,7 +54,11 @@ func setup(tb testing.TB, o setupOpts) *testBundle {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	mgr := NewManager(db, Config{Jobs: sched, Artifacts: arts, Registry: reg, Container: container, MaxOutput: o.maxOutput})
+	cfg := Config{Jobs: sched, Artifacts: arts, Registry: reg, Container: container, MaxOutput: o.maxOutput}
+	if o.config != nil {
+		o.config(&cfg)
+	}
+	mgr := NewManager(db, cfg)
 	if err := sched.Handle(JobKind, mgr.RunJob); err != nil {
 		tb.Fatal(err)
 	}
@@ -163,8 +168,24 @@ func completedData(tb testing.TB, b *testBundle, j *job.Job) map[string]any {
 	if err := json.Unmarshal(a.Data, &data); err != nil {
 		tb.Fatalf("artifact data %s: %v", a.Data, err)
 	}
+	// The resource keys vary per run: check their type here and leave the
+	// rest for the caller to compare exactly (TestArtifactUsageKeys checks
+	// their values).
+	for _, k := range usageKeys {
+		v, present := data[k]
+		if !present {
+			continue
+		}
+		if n, ok := v.(float64); !ok || n < 0 {
+			tb.Errorf("artifact %s = %v, want a number >= 0", k, v)
+		}
+		delete(data, k)
+	}
 	return data
 }
+
+// usageKeys are the optional resource keys of artifacts, in wire order.
+var usageKeys = []string{"duration_seconds", "cpu_user_seconds", "cpu_system_seconds", "max_rss_bytes"}
 
 func countArtifacts(tb testing.TB, b *testBundle) int64 {
 	tb.Helper()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"syscall"
 	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -47,6 +48,30 @@ type Config struct {
 	// timeout_seconds; 0 = none.
 	DefaultTimeout time.Duration
 	Logger         *slog.Logger
+
+	// InheritEnv lists the names of the service's environment variables
+	// that shell tasks inherit. Nil means all of them; an empty non-nil
+	// slice means none. Either way the service's own secrets are never
+	// inherited: CHAPKIT_API_KEYS, CHAPKIT_API_KEY_FILE, DATABASE_URL,
+	// PGPASSWORD, PGPASSFILE, MYSQL_PWD, and any variable whose value
+	// contains one of Secrets (docs/security.md).
+	InheritEnv []string
+	// ExtraEnv holds "NAME=value" entries added to every shell task's
+	// environment; they replace inherited variables of the same name and
+	// are not filtered.
+	ExtraEnv []string
+	// Secrets are values the host configured in code (API keys, the
+	// database URL or password). An inherited variable whose value
+	// contains any of them is dropped from tasks' environment. Empty
+	// strings are ignored.
+	Secrets []string
+	// WorkDir is the working directory of shell tasks; empty means the
+	// service's own.
+	WorkDir string
+	// Credential, if not nil, runs shell tasks as that user and group
+	// (uid, gid and supplementary groups). Switching user needs the
+	// privilege to do so, normally a service started as root.
+	Credential *syscall.Credential
 }
 
 // Manager stores task templates and executes them. It is safe for

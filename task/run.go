@@ -33,6 +33,13 @@ type ShellResult struct {
 	StdoutTruncated bool          `json:"stdout_truncated,omitempty"`
 	StderrTruncated bool          `json:"stderr_truncated,omitempty"`
 	TimedOut        bool          `json:"timed_out,omitempty"`
+	// Resource use (keys chapkit clients ignore). CPU times come from the
+	// job's cgroup when cgroup2 containment is active, otherwise from the
+	// reaped shell's rusage; see docs/process-containment.md.
+	DurationSeconds  float64 `json:"duration_seconds"`
+	CPUUserSeconds   float64 `json:"cpu_user_seconds"`
+	CPUSystemSeconds float64 `json:"cpu_system_seconds"`
+	MaxRSSBytes      int64   `json:"max_rss_bytes"`
 }
 
 // functionSnapshot is the task as a function artifact records it (§4.5).
@@ -50,6 +57,9 @@ type FunctionResult struct {
 	Task   functionSnapshot    `json:"task"`
 	Result json.RawMessage     `json:"result"`
 	Error  *registry.CallError `json:"error"`
+	// DurationSeconds is the wall time of the call (a key chapkit clients
+	// ignore).
+	DurationSeconds float64 `json:"duration_seconds"`
 }
 
 // artifactResult stores an execution's artifact in the transaction that
@@ -94,25 +104,45 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	}
 	raw, err := json.Marshal(data)
 	if err != nil {
-		return nil, fmt.Errorf("encode artifact: %w", err)
+		// Unreachable for the shapes above: function results are checked
+		// by checkEmbeddable and shell output is plain text. Say so without
+		// Go's internal wording, since the job's error is shown to clients.
+		return nil, registry.NewError("SerializationError", "The task's artifact could not be encoded as JSON")
 	}
 	return artifactResult{store: m.cfg.Artifacts, data: raw}, nil
 }
 
 func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout time.Duration) (*ShellResult, error) {
 	res, err := shell.Run(ctx, t.Command, shell.Options{
-		MaxOutput: m.cfg.MaxOutput,
-		Timeout:   timeout,
-		OnStart:   func(pgid int) error { return run.SetProcessGroup(ctx, pgid) },
+		MaxOutput:  m.cfg.MaxOutput,
+		Timeout:    timeout,
+		OnStart:    func(pgid int) error { return run.SetProcessGroup(ctx, pgid) },
+		Env:        m.cfg.shellEnv(),
+		Dir:        m.cfg.WorkDir,
+		JobID:      run.Job.ID,
+		Credential: m.cfg.Credential,
 	})
 	if err != nil {
-		return nil, err
+		if ctx.Err() != nil {
+			return nil, err // cancelled or stopped: the scheduler records it
+		}
+		// The job's error is shown to clients: give the cause (such as
+		// "operation not permitted") without the Go call chain.
+		m.log.Error("shell task failed to run", "task_id", t.ID, "job_id", run.Job.ID, "error", err)
+		if res.PGID == 0 {
+			return nil, registry.NewError("OSError", "Shell command could not be started: "+rootCause(err).Error())
+		}
+		return nil, registry.NewError("RuntimeError", "Shell command ran but its processes could not all be stopped: "+rootCause(err).Error())
 	}
 	return &ShellResult{
 		Task:     shellSnapshot{ID: t.ID, Command: t.Command, CreatedAt: wire.FormatTime(t.CreatedAt), UpdatedAt: wire.FormatTime(t.UpdatedAt)},
 		Stdout:   res.Stdout,
 		Stderr:   res.Stderr,
 		ExitCode: res.ExitCode, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated, TimedOut: res.TimedOut,
+		DurationSeconds:  res.Usage.Duration.Seconds(),
+		CPUUserSeconds:   res.Usage.CPUUser.Seconds(),
+		CPUSystemSeconds: res.Usage.CPUSystem.Seconds(),
+		MaxRSSBytes:      res.Usage.MaxRSS,
 	}, nil
 }
 
@@ -130,7 +160,9 @@ func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duratio
 		callCtx, cancel = context.WithTimeoutCause(ctx, timeout, errTimeout)
 		defer cancel()
 	}
+	t0 := time.Now()
 	result, callErr := fn.Call(callCtx, t.Parameters, m.cfg.Container)
+	elapsed := time.Since(t0)
 	if ctx.Err() != nil {
 		// Cancelled, deleted or interrupted: the scheduler records the
 		// outcome and nothing of this call is stored.
@@ -139,7 +171,8 @@ func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duratio
 	out := &FunctionResult{
 		Task: functionSnapshot{ID: t.ID, Command: t.Command, TaskType: t.TaskType, Parameters: nullIfEmpty(t.Parameters),
 			CreatedAt: wire.FormatTime(t.CreatedAt), UpdatedAt: wire.FormatTime(t.UpdatedAt)},
-		Result: json.RawMessage("null"),
+		Result:          json.RawMessage("null"),
+		DurationSeconds: elapsed.Seconds(),
 	}
 	switch {
 	case errors.Is(context.Cause(callCtx), errTimeout) && (callErr != nil || callCtx.Err() != nil):
@@ -152,8 +185,67 @@ func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duratio
 		out.Error = callErr
 	default:
 		out.Result = jsonsafe.MarshalShort(result)
+		if err := checkEmbeddable(out.Result); err != nil {
+			out.Result = json.RawMessage("null")
+			out.Error = &registry.CallError{Type: "SerializationError", Message: err.Error()}
+		}
 	}
 	return out, nil
 }
 
+// maxResultDepth is the deepest nesting of arrays and objects a function
+// result may have. The JSON decoders the service and its clients use
+// (Go's encoding/json, Python's json) refuse documents nested much deeper,
+// so such a result could be stored but never read back.
+const maxResultDepth = 1000
+
+// maxResultBytes caps the encoded size of a function result, so one
+// result cannot exhaust memory or the database.
+const maxResultBytes = 64 << 20
+
+// checkEmbeddable reports, in words meant for the client, why an encoded
+// result cannot be stored in an artifact.
+func checkEmbeddable(raw json.RawMessage) error {
+	if len(raw) > maxResultBytes {
+		return fmt.Errorf("Result is too large to store: %d bytes of JSON, the maximum is %d", len(raw), maxResultBytes)
+	}
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range raw {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			deepest = max(deepest, depth)
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	if deepest > maxResultDepth {
+		return fmt.Errorf("Result is nested too deeply to store: %d levels of arrays and objects, the maximum is %d", deepest, maxResultDepth)
+	}
+	return nil
+}
+
 var errTimeout = errors.New("task timed out")
+
+// rootCause returns the innermost error of err's chain (for an operating
+// system failure, the errno text).
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}

@@ -131,11 +131,11 @@ func TestShellOutputCap(t *testing.T) {
 		{"under the cap", "printf 0123456789abcdef; printf 0123456789abcdef >&2",
 			map[string]any{"stdout": "0123456789abcdef", "stderr": "0123456789abcdef", "exit_code": 0.0}},
 		{"stdout over the cap", "printf '%040d' 7",
-			map[string]any{"stdout": "0000000000000000", "stderr": "", "exit_code": 0.0, "stdout_truncated": true}},
+			map[string]any{"stdout": "00000000\n[... 24 bytes of output dropped ...]\n00000007", "stderr": "", "exit_code": 0.0, "stdout_truncated": true}},
 		{"stderr over the cap", "printf '%040d' 7 >&2; exit 2",
-			map[string]any{"stdout": "", "stderr": "0000000000000000", "exit_code": 2.0, "stderr_truncated": true}},
+			map[string]any{"stdout": "", "stderr": "00000000\n[... 24 bytes of output dropped ...]\n00000007", "exit_code": 2.0, "stderr_truncated": true}},
 		{"both over the cap", "printf '%040d' 1; printf '%040d' 2 >&2",
-			map[string]any{"stdout": "0000000000000000", "stderr": "0000000000000000", "exit_code": 0.0, "stdout_truncated": true, "stderr_truncated": true}},
+			map[string]any{"stdout": "00000000\n[... 24 bytes of output dropped ...]\n00000001", "stderr": "00000000\n[... 24 bytes of output dropped ...]\n00000002", "exit_code": 0.0, "stdout_truncated": true, "stderr_truncated": true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,8 +32,13 @@ const drainGrace = 2 * time.Second
 // with waitid(WNOWAIT), and bounds the drain with read deadlines, which is
 // what WaitDelay would do.
 type job struct {
-	cmd  *exec.Cmd
-	pgid int
+	cmd   *exec.Cmd
+	pgid  int
+	id    string // job ID, the value of MarkerEnv
+	cgDir string // the job's cgroup, or "" under the subreaper
+
+	started time.Time
+	ended   time.Time // when the shell exited; set before exited is closed
 
 	// exited is closed once the shell has exited. It is still a zombie
 	// then, which pins its PID and therefore the group ID.
@@ -44,7 +51,35 @@ type job struct {
 
 // start launches command and the goroutines that drain its output and
 // watch for its exit. On error nothing is left running or open.
-func start(command string, maxOutput int64, env []string, dir string) (*job, error) {
+func start(command string, opts Options) (*job, error) {
+	detect()
+	id := opts.JobID
+	if id == "" {
+		id = fmt.Sprintf("run-%d-%d", os.Getpid(), runSeq.Add(1))
+	}
+	env := opts.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	env = withMarker(env, id)
+
+	attr := &syscall.SysProcAttr{Setpgid: true, Credential: opts.Credential}
+	var cgDir string
+	if contain.mech == MechanismCgroup2 {
+		dir, err := makeCgroup(contain.parent, cgroupName(id))
+		if err != nil {
+			return nil, fmt.Errorf("shell: %w", err)
+		}
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			_ = removeCgroup(dir)
+			return nil, fmt.Errorf("shell: open cgroup: %w", err)
+		}
+		defer unix.Close(fd)
+		attr.UseCgroupFD, attr.CgroupFD = true, fd
+		cgDir = dir
+	}
+
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("shell: stdout pipe: %w", err)
@@ -61,8 +96,9 @@ func start(command string, maxOutput int64, env []string, dir string) (*job, err
 	cmd.Stdout = outW
 	cmd.Stderr = errW
 	cmd.Env = env
-	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Dir = opts.Dir
+	cmd.SysProcAttr = attr
+	t0 := time.Now()
 	err = cmd.Start()
 	// The child holds its own copies of the write ends now. Ours must go, or
 	// the readers would never see EOF.
@@ -71,16 +107,22 @@ func start(command string, maxOutput int64, env []string, dir string) (*job, err
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		if cgDir != "" {
+			_ = removeCgroup(cgDir)
+		}
 		return nil, fmt.Errorf("shell: start: %w", err)
 	}
 
 	j := &job{
-		cmd:    cmd,
-		pgid:   cmd.Process.Pid, // Setpgid with Pgid 0: the group is named after the shell
-		exited: make(chan struct{}),
-		pipes:  [2]*os.File{outR, errR},
-		stdout: capture{max: maxOutput},
-		stderr: capture{max: maxOutput},
+		cmd:     cmd,
+		pgid:    cmd.Process.Pid, // Setpgid with Pgid 0: the group is named after the shell
+		id:      id,
+		cgDir:   cgDir,
+		started: t0,
+		exited:  make(chan struct{}),
+		pipes:   [2]*os.File{outR, errR},
+		stdout:  capture{max: opts.MaxOutput},
+		stderr:  capture{max: opts.MaxOutput},
 	}
 	go j.waitExit()
 	j.readers.Go(func() { j.stdout.drain(outR) })
@@ -91,6 +133,7 @@ func start(command string, maxOutput int64, env []string, dir string) (*job, err
 // waitExit closes j.exited when the shell has exited, without reaping it.
 func (j *job) waitExit() {
 	defer close(j.exited)
+	defer func() { j.ended = time.Now() }()
 	var info unix.Siginfo
 	for {
 		err := unix.Waitid(unix.P_PID, j.pgid, &info, unix.WEXITED|unix.WNOWAIT, nil)
@@ -127,6 +170,14 @@ func (j *job) finish() (Result, error) {
 	// Whatever the shell left running in its group dies here, before the
 	// reap below frees the group ID for reuse.
 	j.kill()
+	// Then whatever left the group: everything in the job's cgroup, or
+	// every process carrying the job's marker.
+	var containErr error
+	if j.cgDir == "" {
+		containErr = killMarked(j.id, j.pgid)
+	} else if err := os.WriteFile(j.cgDir+"/cgroup.kill", []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+		containErr = fmt.Errorf("shell: kill cgroup: %w", err)
+	}
 
 	var waitErr error
 	if err := j.cmd.Wait(); err != nil {
@@ -135,6 +186,30 @@ func (j *job) finish() (Result, error) {
 			waitErr = fmt.Errorf("shell: wait: %w", err)
 		}
 	}
+	var usage Usage
+	if j.cgDir != "" {
+		// The reap above lets the cgroup empty; its counters then cover
+		// every process the job ran, escaped or not.
+		if err := killCgroupKeep(j.cgDir); err != nil && containErr == nil {
+			containErr = fmt.Errorf("shell: %w", err)
+		}
+		usage.CPUUser, usage.CPUSystem, usage.MaxRSS, usage.FromCgroup = cgroupUsage(j.cgDir)
+		if err := removeCgroup(j.cgDir); err != nil && containErr == nil {
+			containErr = fmt.Errorf("shell: %w", err)
+		}
+	}
+	if ps := j.cmd.ProcessState; ps != nil {
+		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+			if !usage.FromCgroup {
+				usage.CPUUser = time.Duration(ru.Utime.Nano())
+				usage.CPUSystem = time.Duration(ru.Stime.Nano())
+			}
+			if usage.MaxRSS == 0 {
+				usage.MaxRSS = ru.Maxrss * 1024 // Linux reports kilobytes
+			}
+		}
+	}
+	usage.Duration = j.ended.Sub(j.started)
 
 	deadline := time.Now().Add(drainGrace)
 	for _, r := range j.pipes {
@@ -151,11 +226,30 @@ func (j *job) finish() (Result, error) {
 		StdoutTruncated: j.stdout.truncated,
 		StderrTruncated: j.stderr.truncated,
 		PGID:            j.pgid,
+		Usage:           usage,
 	}
 	if ps := j.cmd.ProcessState; ps != nil {
 		res.ExitCode = exitCode(ps)
 	}
-	return res, waitErr
+	if waitErr != nil {
+		return res, waitErr
+	}
+	return res, containErr
+}
+
+// runSeq numbers runs without a job ID, for their marker and cgroup name.
+var runSeq atomic.Int64
+
+// withMarker returns env without any inherited MarkerEnv entry and with
+// MarkerEnv=id appended.
+func withMarker(env []string, id string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, MarkerEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, MarkerEnv+"="+id)
 }
 
 // kill sends SIGKILL to the job's group. The only possible failure is ESRCH

@@ -2,15 +2,21 @@
 // captures its result: stdout and stderr separately (each capped and made
 // valid UTF-8), the exit status, and whether a timeout ended it.
 //
-// Every command runs in its own process group, and the group is what gets
-// killed: on cancellation, on timeout, when the OnStart hook fails, and as
-// soon as the shell itself exits. A job therefore never leaves background
-// processes behind, and a grandchild that holds the output pipes cannot keep
-// [Run] from returning.
+// Every command runs in its own process group and, where the service may
+// create one, its own cgroup v2; every process it starts also carries
+// [MarkerEnv] in its environment. All of them are killed on cancellation,
+// on timeout, when the OnStart hook fails, and as soon as the shell itself
+// exits: a job never leaves processes behind, even ones that changed
+// process group or session (timeout, setsid, nohup, a double-forking
+// daemon), and a grandchild that holds the output pipes cannot keep [Run]
+// from returning. [Mechanism] says which containment is active and
+// [KillLeftovers] cleans up after a crash; docs/process-containment.md
+// explains both and their limits.
 package shell
 
 import (
 	"context"
+	"syscall"
 	"time"
 )
 
@@ -21,8 +27,9 @@ const DefaultMaxOutput = 1 << 20
 // Options tunes one [Run]. The zero value is ready to use: 1 MiB per stream,
 // no timeout, no hook, the caller's environment and working directory.
 type Options struct {
-	// MaxOutput caps each of stdout and stderr, in bytes. Output past the
-	// cap is read and discarded so the command never blocks on a full pipe.
+	// MaxOutput caps each of stdout and stderr, in bytes: the first half
+	// and the last half are kept. Output in between is read and discarded
+	// so the command never blocks on a full pipe.
 	// Zero or negative means DefaultMaxOutput.
 	MaxOutput int64
 	// Timeout ends the command by killing its process group. The result is
@@ -40,6 +47,36 @@ type Options struct {
 	Env []string
 	// Dir is the working directory. Empty means the caller's.
 	Dir string
+	// JobID names the run: the shell gets MarkerEnv=JobID in its
+	// environment, and under cgroup2 containment the job's cgroup is
+	// named after it, so [KillLeftovers] can find its processes later.
+	// Empty means a name unique within this process (fine when nothing
+	// needs to find the processes after a crash).
+	JobID string
+	// Credential, if not nil, runs the shell as that user and group
+	// (changing them needs the privilege to do so, normally root).
+	Credential *syscall.Credential
+}
+
+// Usage is what a command used. CPU times come from the job's cgroup
+// (cpu.stat, which covers every process that ran in it, including those
+// that left the process group) when [Mechanism] is cgroup2, and otherwise
+// from the reaped shell's rusage, which covers the shell and the
+// descendants it waited for. MaxRSS is the cgroup's memory.peak when the
+// memory controller is enabled for it, otherwise the largest resident set
+// of the shell or one waited-for descendant (rusage ru_maxrss). The rusage
+// value includes the service's own resident size at the start, because the
+// child shares the service's memory until exec; see
+// docs/process-containment.md.
+type Usage struct {
+	// Duration is the wall time from start to the shell's exit.
+	Duration time.Duration
+	// CPUUser and CPUSystem are CPU time in user and kernel mode.
+	CPUUser, CPUSystem time.Duration
+	// MaxRSS is the peak resident memory in bytes.
+	MaxRSS int64
+	// FromCgroup reports that the CPU times come from the cgroup.
+	FromCgroup bool
 }
 
 // withDefaults returns a copy of o with zero values replaced by defaults.
@@ -53,12 +90,14 @@ func (o Options) withDefaults() Options {
 // Result is what one command produced. Its zero value describes a command
 // that never started.
 type Result struct {
-	// Stdout and Stderr hold the captured streams as valid UTF-8: invalid
-	// bytes are replaced with U+FFFD.
+	// Stdout and Stderr hold the captured streams as valid UTF-8: each
+	// invalid byte sequence is replaced with one U+FFFD, as Python's
+	// errors="replace" decoding does.
 	Stdout, Stderr string
 	// StdoutTruncated and StderrTruncated report that the stream exceeded
-	// Options.MaxOutput. The text then holds its first MaxOutput bytes,
-	// less a multi-byte character the cap cut in half.
+	// Options.MaxOutput. The text then holds the first half of MaxOutput
+	// bytes, one line "[... N bytes of output dropped ...]" and the last
+	// half, less any character the cuts split.
 	StdoutTruncated, StderrTruncated bool
 	// ExitCode is the shell's exit status, or -N when signal N killed it.
 	// A command ended by its timeout normally reports -9 (SIGKILL); one that
@@ -70,6 +109,8 @@ type Result struct {
 	// The group is gone by the time Run returns, and the number may then
 	// be reused by an unrelated process.
 	PGID int
+	// Usage is what the command used; zero if it never started.
+	Usage Usage
 }
 
 // Run executes command with /bin/sh -c, stdin from /dev/null, in a new
@@ -101,7 +142,7 @@ func Run(ctx context.Context, command string, opts Options) (Result, error) {
 	}
 	opts = opts.withDefaults()
 
-	j, err := start(command, opts.MaxOutput, opts.Env, opts.Dir)
+	j, err := start(command, opts)
 	if err != nil {
 		return Result{}, err
 	}

@@ -18,6 +18,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if mech := os.Getenv(helperEnv); mech != "" {
+		runHelper(mech)
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -25,8 +28,12 @@ func TestMain(m *testing.M) {
 // until init reaps them, which some container inits do only periodically.
 const groupGoneWithin = 15 * time.Second
 
-// ignorePGID compares Results without the group ID, which differs per run.
-var ignorePGID = cmpopts.IgnoreFields(Result{}, "PGID")
+// ignorePGID compares Results without the group ID, which differs per run,
+// and without the resource usage, which TestRunUsage checks.
+var ignorePGID = cmpopts.IgnoreFields(Result{}, "PGID", "Usage")
+
+// ignoreUsage compares Results without the resource usage.
+var ignoreUsage = cmpopts.IgnoreFields(Result{}, "Usage")
 
 // eventually polls cond until it holds or d passes.
 func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
@@ -129,13 +136,18 @@ func TestRun(t *testing.T) {
 			name:    "cap applies per stream",
 			command: "printf 12345; printf abcdefgh >&2",
 			opts:    Options{MaxOutput: 5},
-			want:    Result{Stdout: "12345", Stderr: "abcde", StderrTruncated: true},
+			want:    Result{Stdout: "12345", Stderr: "ab\n" + marker(3) + "fgh", StderrTruncated: true},
 		},
 		{
 			name:    "cap does not split a character",
-			command: `printf 'a\303\251'`, // "aé"
-			opts:    Options{MaxOutput: 2},
-			want:    Result{Stdout: "a", StdoutTruncated: true},
+			command: `printf 'a\303\251xyz\303\251'`, // "aéxyzé"
+			opts:    Options{MaxOutput: 4},
+			want:    Result{Stdout: "a\n" + marker(5) + "é", StdoutTruncated: true},
+		},
+		{
+			name:    "each invalid sequence is one replacement",
+			command: `printf 'ok \300\377 end \342\202a'`,
+			want:    Result{Stdout: "ok \ufffd\ufffd end \ufffda"},
 		},
 		{
 			name:    "environment",
@@ -188,12 +200,28 @@ func TestRunFloodIsCapped(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run error = %v, want nil", err)
 	}
-	want := Result{Stdout: strings.Repeat("x", 1<<20), StdoutTruncated: true}
+	half := strings.Repeat("x", 1<<19)
+	want := Result{Stdout: half + "\n" + marker(3000000-1<<20) + half, StdoutTruncated: true}
 	if diff := cmp.Diff(want, got, ignorePGID); diff != "" {
 		t.Errorf("Run mismatch (-want +got):\n%s", diff)
 	}
-	if len(got.Stdout) != 1048576 {
-		t.Errorf("len(Stdout) = %d, want 1048576", len(got.Stdout))
+}
+
+// TestRunKeepsLastErrorLine is the failing command whose last line says
+// what went wrong after megabytes of noise.
+func TestRunKeepsLastErrorLine(t *testing.T) {
+	got, err := Run(t.Context(), `head -c 3000000 /dev/zero | tr '\0' n >&2; echo 'fatal: disk full' >&2; exit 1`, Options{})
+	if err != nil {
+		t.Fatalf("Run error = %v, want nil", err)
+	}
+	if !got.StderrTruncated || !strings.HasSuffix(got.Stderr, "nfatal: disk full\n") {
+		t.Errorf("StderrTruncated = %t, Stderr ends %q; want true and the last line kept", got.StderrTruncated, got.Stderr[max(0, len(got.Stderr)-40):])
+	}
+	if n := strings.Count(got.Stderr, "bytes of output dropped"); n != 1 {
+		t.Errorf("Stderr has %d marker lines, want 1", n)
+	}
+	if len(got.Stderr) > DefaultMaxOutput+100 {
+		t.Errorf("len(Stderr) = %d, want about %d", len(got.Stderr), DefaultMaxOutput)
 	}
 }
 
@@ -202,8 +230,9 @@ func TestRunDefaultCap(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run error = %v, want nil", err)
 	}
-	if len(got.Stdout) != DefaultMaxOutput || !got.StdoutTruncated {
-		t.Errorf("len(Stdout), StdoutTruncated = %d, %t; want %d, true", len(got.Stdout), got.StdoutTruncated, DefaultMaxOutput)
+	want := DefaultMaxOutput + len("\n"+marker(1))
+	if len(got.Stdout) != want || !got.StdoutTruncated {
+		t.Errorf("len(Stdout), StdoutTruncated = %d, %t; want %d, true", len(got.Stdout), got.StdoutTruncated, want)
 	}
 }
 
@@ -231,7 +260,7 @@ func TestRunCancel(t *testing.T) {
 		t.Errorf("Run error = %v, want the cancel cause %v", r.err, errStop)
 	}
 	want := Result{ExitCode: -9, PGID: pgid}
-	if diff := cmp.Diff(want, r.res); diff != "" {
+	if diff := cmp.Diff(want, r.res, ignoreUsage); diff != "" {
 		t.Errorf("Run mismatch (-want +got):\n%s", diff)
 	}
 	waitGroupGone(t, pgid)
@@ -364,7 +393,7 @@ func TestRunOnStartError(t *testing.T) {
 		t.Errorf("Run took %v, want under %v", elapsed, drainGrace)
 	}
 	want := Result{ExitCode: -9, PGID: seen}
-	if diff := cmp.Diff(want, got); diff != "" {
+	if diff := cmp.Diff(want, got, ignoreUsage); diff != "" {
 		t.Errorf("Run mismatch (-want +got):\n%s", diff)
 	}
 	waitGroupGone(t, seen)

@@ -1,0 +1,268 @@
+package shell
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// helperEnv makes the test binary act as a service that runs one job and is
+// then killed (see TestKillLeftoversAfterCrash).
+const helperEnv = "CHAPKIT_SHELL_TEST_HELPER"
+
+// escapes start one process that leaves the job's process group or session
+// the way real programs do. Each writes its PID to the file "escaped" in the
+// working directory and then sleeps.
+var escapes = []struct{ name, command string }{
+	{"timeout", `timeout 600 sh -c 'echo $$ > escaped; exec sleep 7171' &`},
+	{"setsid", `setsid sh -c 'echo $$ > escaped; exec sleep 7171' &`},
+	{"double fork", `sh -c '(setsid sh -c "echo \$\$ > escaped; exec sleep 7171" &)';`},
+	{"nohup", `nohup sh -c 'echo $$ > escaped; exec sleep 7171' >/dev/null 2>&1 &`},
+}
+
+// waitEscaped is appended to an escape: the shell goes on once the PID is
+// written, so the escape has happened.
+const waitEscaped = ` until [ -s escaped ]; do sleep 0.01; done;`
+
+// useMechanism runs the test under the named containment, restoring the
+// detected one afterwards. Tests that call it must not run in parallel.
+func useMechanism(t *testing.T, name string) {
+	t.Helper()
+	detect()
+	saved := contain.mech
+	if name == MechanismCgroup2 && saved != MechanismCgroup2 {
+		t.Skipf("cgroup2 containment unavailable here: %s", contain.reason)
+	}
+	if name == MechanismSubreaper && saved != MechanismSubreaper {
+		if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+			t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+		}
+		// Otherwise later tests would adopt orphans that nobody reaps.
+		t.Cleanup(func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+	}
+	contain.mech = name
+	t.Cleanup(func() { contain.mech = saved })
+}
+
+// processAlive reports whether pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// readPID waits for dir/escaped and returns the PID in it.
+func readPID(t *testing.T, dir string) int {
+	t.Helper()
+	var pid int
+	eventually(t, 10*time.Second, "the escaped process to write its PID", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "escaped"))
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && pid > 1
+	})
+	return pid
+}
+
+// assertNothingLeft fails unless the escaped process and every process
+// carrying the job's marker are gone.
+func assertNothingLeft(t *testing.T, jobID string, pid int) {
+	t.Helper()
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // never leak one into other tests
+	eventually(t, groupGoneWithin, fmt.Sprintf("escaped process %d gone", pid), func() bool { return !processAlive(pid) })
+	if left := markedProcesses(jobID); len(left) > 0 {
+		t.Errorf("processes still carrying %s=%s: %v", MarkerEnv, jobID, left)
+	}
+	if contain.parent != "" {
+		if _, err := os.Stat(filepath.Join(contain.parent, cgroupName(jobID))); err == nil {
+			t.Errorf("cgroup of job %s still exists", jobID)
+		}
+	}
+}
+
+// TestContainment ends a job in each way a job can end while a process it
+// started has escaped in each way, under each containment mechanism, and
+// checks that nothing survives.
+func TestContainment(t *testing.T) {
+	ends := []struct {
+		name string
+		tail string // runs after the escape happened
+		run  func(t *testing.T, command string, opts Options) Result
+	}{
+		{"completed", " echo done", func(t *testing.T, command string, opts Options) Result {
+			res, err := Run(t.Context(), command, opts)
+			if err != nil || res.ExitCode != 0 {
+				t.Errorf("Run = exit %d, %v; want 0, nil", res.ExitCode, err)
+			}
+			return res
+		}},
+		{"failed", " exit 3", func(t *testing.T, command string, opts Options) Result {
+			res, err := Run(t.Context(), command, opts)
+			if err != nil || res.ExitCode != 3 {
+				t.Errorf("Run = exit %d, %v; want 3, nil", res.ExitCode, err)
+			}
+			return res
+		}},
+		{"timed out", " sleep 1000", func(t *testing.T, command string, opts Options) Result {
+			opts.Timeout = time.Second
+			res, err := Run(t.Context(), command, opts)
+			if err != nil || !res.TimedOut {
+				t.Errorf("Run = timed out %t, %v; want true, nil", res.TimedOut, err)
+			}
+			return res
+		}},
+		{"cancelled", " sleep 1000", func(t *testing.T, command string, opts Options) Result {
+			ctx, cancel := context.WithCancel(t.Context())
+			done, _ := runAsync(ctx, command, opts)
+			readPID(t, opts.Dir)
+			cancel()
+			r := <-done
+			if !errors.Is(r.err, context.Canceled) {
+				t.Errorf("Run error = %v, want context.Canceled", r.err)
+			}
+			return r.res
+		}},
+	}
+	for _, mech := range []string{MechanismCgroup2, MechanismSubreaper} {
+		t.Run(mech, func(t *testing.T) {
+			useMechanism(t, mech)
+			for _, esc := range escapes {
+				for _, end := range ends {
+					t.Run(esc.name+"/"+end.name, func(t *testing.T) {
+						if name := strings.Fields(esc.command)[0]; name != "sh" {
+							if _, err := exec.LookPath(name); err != nil {
+								t.Skipf("%s not installed", name)
+							}
+						}
+						dir := t.TempDir()
+						id := fmt.Sprintf("test-%s-%d", mech, time.Now().UnixNano())
+						end.run(t, esc.command+waitEscaped+end.tail, Options{Dir: dir, JobID: id})
+						assertNothingLeft(t, id, readPID(t, dir))
+					})
+				}
+			}
+		})
+	}
+}
+
+func TestMechanismIsKnown(t *testing.T) {
+	switch m := Mechanism(); m {
+	case MechanismCgroup2:
+		if MechanismReason() != "" {
+			t.Errorf("MechanismReason() = %q under cgroup2, want empty", MechanismReason())
+		}
+	case MechanismSubreaper:
+		if MechanismReason() == "" {
+			t.Error("MechanismReason() is empty under the subreaper, want why cgroup2 is not used")
+		}
+	default:
+		t.Errorf("Mechanism() = %q, want %q or %q", m, MechanismCgroup2, MechanismSubreaper)
+	}
+	t.Logf("containment: %s %s", Mechanism(), MechanismReason())
+}
+
+// TestKillLeftoversAfterCrash starts a job in a separate service process,
+// kills that process with SIGKILL while the job and an escaped descendant
+// run, and then cleans up from this process knowing only the job ID and
+// the process group, as a restart after a crash does.
+func TestKillLeftoversAfterCrash(t *testing.T) {
+	for _, mech := range []string{MechanismCgroup2, MechanismSubreaper} {
+		t.Run(mech, func(t *testing.T) {
+			useMechanism(t, mech)
+			dir := t.TempDir()
+			id := fmt.Sprintf("crash-%s-%d", mech, time.Now().UnixNano())
+			helper := exec.Command(os.Args[0], "-test.run=^$")
+			helper.Env = append(os.Environ(), helperEnv+"="+mech, "HELPER_JOB_ID="+id, "HELPER_DIR="+dir)
+			if err := helper.Start(); err != nil {
+				t.Fatal(err)
+			}
+			escaped := readPID(t, dir)
+			var pgid int
+			eventually(t, 10*time.Second, "the helper to write the group ID", func() bool {
+				b, err := os.ReadFile(filepath.Join(dir, "pgid"))
+				pgid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+				return err == nil && pgid > 1
+			})
+			_ = helper.Process.Kill()
+			_ = helper.Wait()
+			if !processAlive(escaped) {
+				t.Fatal("the escaped process died with the service; the test would prove nothing")
+			}
+
+			if err := KillLeftovers(id, pgid); err != nil {
+				t.Errorf("KillLeftovers(%q, %d) = %v, want nil", id, pgid, err)
+			}
+			assertNothingLeft(t, id, escaped)
+			waitGroupGone(t, pgid)
+			if err := KillLeftovers(id, pgid); err != nil {
+				t.Errorf("second KillLeftovers = %v, want nil (nothing left is not an error)", err)
+			}
+		})
+	}
+}
+
+// runHelper is the crashing service of TestKillLeftoversAfterCrash. It runs
+// one job that escapes with setsid and records the group, then blocks until
+// it is killed.
+func runHelper(mech string) {
+	detect()
+	contain.mech = mech
+	if mech == MechanismSubreaper {
+		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+	}
+	dir := os.Getenv("HELPER_DIR")
+	_, _ = Run(context.Background(), `setsid sh -c 'echo $$ > escaped; exec sleep 7171' & sleep 7171`, Options{
+		Dir:   dir,
+		JobID: os.Getenv("HELPER_JOB_ID"),
+		OnStart: func(pgid int) error {
+			return os.WriteFile(filepath.Join(dir, "pgid"), []byte(strconv.Itoa(pgid)), 0o600)
+		},
+	})
+	os.Exit(2) // unreachable unless Run ended on its own
+}
+
+func TestKillLeftoversRefusesUnmarkedGroup(t *testing.T) {
+	// A group that belongs to no job's marker (here: a plain child of the
+	// test) is left alone, since after a crash the number may be reused.
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := KillLeftovers("no-such-job", cmd.Process.Pid); err != nil {
+		t.Errorf("KillLeftovers = %v, want nil", err)
+	}
+	if !processAlive(cmd.Process.Pid) {
+		t.Error("KillLeftovers killed a group no process of the job was in")
+	}
+}
+
+func TestCgroupName(t *testing.T) {
+	for id, want := range map[string]string{
+		"01JABCDEF0123456789ABCDEFG": "job-01JABCDEF0123456789ABCDEFG",
+		"../etc":                     "job-x2e2e2f657463",
+		"..":                         "job-x2e2e",
+		"":                           "job-x",
+	} {
+		if got := cgroupName(id); got != want {
+			t.Errorf("cgroupName(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
