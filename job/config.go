@@ -174,4 +174,3 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
-
