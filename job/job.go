@@ -31,6 +31,9 @@ type Job struct {
 	// kill what a dead service left behind (CONTRACT D3).
 	PGID    *int `gorm:"column:pgid"`
 	Attempt int  `gorm:"not null;default:1"`
+	// Node is the id of the node that claimed the job (see [Node]); nil
+	// while it waits.
+	Node *string `gorm:"type:text;index"`
 }
 
 // TableName pins the table name.
@@ -48,6 +51,8 @@ type Record struct {
 	ErrorTraceback *string `json:"error_traceback"`
 	ArtifactID     *string `json:"artifact_id"`
 	Attempt        int     `json:"attempt,omitempty"`
+	// Node is the node that runs or ran the job; absent while it waits.
+	Node *string `json:"node,omitempty"`
 }
 
 // Record renders j for the wire. withAttempt adds the attempt member.
@@ -61,6 +66,7 @@ func (j *Job) Record(withAttempt bool) Record {
 		Error:          j.Error,
 		ErrorTraceback: j.ErrorTraceback,
 		ArtifactID:     j.ArtifactID,
+		Node:           j.Node,
 	}
 	if withAttempt {
 		r.Attempt = j.Attempt

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -16,102 +18,6 @@ import (
 	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/problem"
 )
-
-// Causes a job's context is cancelled with; context.Cause(ctx) inside a
-// handler tells which one stopped it.
-var (
-	// ErrCanceled: the job was cancelled through Cancel ($cancel).
-	ErrCanceled = errors.New("job canceled")
-	// ErrDeleted: the job was deleted while unfinished.
-	ErrDeleted = errors.New("job deleted")
-	// ErrShutdown: the service's drain deadline expired while it ran.
-	ErrShutdown = errors.New("job interrupted by shutdown")
-)
-
-// Sentinels of the scheduler's operations; each is also a *problem.Error
-// (match with errors.Is).
-var (
-	ErrNotFound   = problem.NotFound("job.Scheduler", "Job not found")
-	ErrDraining   = problem.Unavailable("job.Scheduler", 30, "The service is shutting down and accepts no new jobs")
-	ErrQueueFull  = problem.Unavailable("job.Scheduler", 5, "Too many pending jobs; retry later")
-	ErrNotStarted = errors.New("job: scheduler not started")
-)
-
-// FinishedError is returned by Cancel for a job that already ended.
-type FinishedError struct {
-	ID     string
-	Status Status
-}
-
-func (e *FinishedError) Error() string { return fmt.Sprintf("Job %s is already %s", e.ID, e.Status) }
-
-// Handler runs the jobs of one kind. It gets the job's context, cancelled
-// when the job is cancelled, deleted or interrupted by shutdown; a handler
-// must return soon after. The returned value becomes the job's result: a
-// [Committer] is committed together with the job's completion, a ULID (as
-// ulid.ULID or string) sets artifact_id. A returned error fails the job.
-type Handler func(ctx context.Context, run *Run) (any, error)
-
-// Committer is a result that writes something (an artifact) in the same
-// transaction that marks its job completed: either both are stored or
-// neither, and a job cancelled meanwhile stores nothing.
-type Committer interface {
-	// CommitJob writes inside tx and returns the artifact id to record
-	// (empty for none).
-	CommitJob(tx *gorm.DB) (artifactID string, err error)
-}
-
-// Run is what a handler knows about the job it runs.
-type Run struct {
-	// Job is a copy of the job row as it started.
-	Job *Job
-	s   *Scheduler
-}
-
-// SetProcessGroup records the process group of a shell job, so a restart
-// after a crash can kill it (CONTRACT D3).
-func (r *Run) SetProcessGroup(ctx context.Context, pgid int) error {
-	return r.s.db.WithContext(ctx).Model(&Job{}).Where("id = ?", r.Job.ID).Update("pgid", pgid).Error
-}
-
-// Config configures a [Scheduler]. The zero value is usable.
-type Config struct {
-	// MaxConcurrency caps the jobs running at once; 0 or less = unlimited.
-	MaxConcurrency int
-	// MaxPending is how many jobs may wait for a slot before Submit answers
-	// ErrQueueFull; 0 means the default 10,000.
-	MaxPending int
-	// DrainTimeout is how long Stop lets running jobs finish before it
-	// cancels them; 0 means the default 30 s.
-	DrainTimeout time.Duration
-	// RetryInterrupted, when above 1, is the number of attempts a job gets
-	// in all: a job interrupted by a crash or a drain goes back to pending
-	// until then, instead of failing. Off by default, because running a
-	// shell command again can repeat its side effects.
-	RetryInterrupted int
-	// Logger receives job logs; nil discards them.
-	Logger *slog.Logger
-	// Observer, when set, is told of every state change (metrics).
-	Observer Observer
-}
-
-// Observer is told of job state changes after they are stored.
-type Observer interface {
-	JobChanged(j *Job, from Status)
-}
-
-func (c Config) withDefaults() Config {
-	if c.MaxPending <= 0 {
-		c.MaxPending = 10_000
-	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 30 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	return c
-}
 
 type state int
 
@@ -127,6 +33,12 @@ type runEntry struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+	// released: the entry no longer holds a slot (s.mu). abandoned: it was
+	// released while its call still ran.
+	released, abandoned bool
+	// detached is set by Run.Detach: a call still running after the
+	// handler returned.
+	detached <-chan struct{}
 }
 
 // Event is one change of a job seen by a subscriber: the new record, or
@@ -136,30 +48,44 @@ type Event struct {
 	Deleted bool
 }
 
-type subscriber struct{ ch chan Event }
-
-// Scheduler runs jobs. It is safe for concurrent use. Start it once; after
-// Stop it cannot be started again.
+// Scheduler runs jobs stored in the database. Several schedulers (nodes),
+// in one process or many, may share a database: each claims pending jobs
+// for itself, and no job is ever run by two of them. It is safe for
+// concurrent use. Start it once; after Stop it cannot be started again.
 type Scheduler struct {
 	db       *gorm.DB
+	d        dialect
 	cfg      Config
 	log      *slog.Logger
 	handlers map[string]Handler
+	node     Node // this node; ID is set by New
 
-	mu       sync.Mutex
-	st       state
-	maxConc  int
-	queue    []*Job          // FIFO of jobs waiting for a slot
-	queued   map[string]*Job // the jobs of queue still waiting (cancelled ones are dropped lazily)
-	reserved int             // submissions between the bound check and the enqueue
-	running  map[string]*runEntry
-	subs     map[string]map[*subscriber]struct{}
-	wg       sync.WaitGroup
+	mu        sync.Mutex
+	st        state
+	maxConc   int
+	running   map[string]*runEntry // jobs holding a slot
+	abandoned map[string]*runEntry // released calls that have not returned
+	subs      map[string]*subGroup
+	// pendingEst estimates the pending rows of the database: counted at
+	// every heartbeat, plus this node's submissions, minus its claims.
+	pendingEst int
+	reserved   int // submissions between the bound check and the insert
+	fenced     bool
+	wg         sync.WaitGroup // workers holding a slot
+	loops      sync.WaitGroup // background loops and abandon watchers
 	// runCtx is the lifetime context of the started scheduler: every job
 	// context derives from it, never from a request, because $execute
-	// answers before its job runs.
-	runCtx    context.Context
-	runCancel context.CancelCauseFunc
+	// answers before its job runs. loopCtx ends the background loops.
+	runCtx     context.Context
+	runCancel  context.CancelCauseFunc
+	loopCtx    context.Context
+	loopCancel context.CancelFunc
+	wake       chan struct{}
+
+	leader         atomic.Bool
+	lastBeat       atomic.Int64 // local Unix ms of the last heartbeat written
+	abandonedTotal atomic.Int64
+
 	// writes feeds the batching writer (writer.go) while writerOn;
 	// writeMu keeps a send from racing the writer's stop.
 	writes     chan *writeOp
@@ -169,8 +95,9 @@ type Scheduler struct {
 	writerDone chan struct{}
 }
 
-// New returns a scheduler storing its jobs in db. Register handlers with
-// Handle, then call Start.
+// New returns a scheduler storing its jobs in db (SQLite or PostgreSQL).
+// Register handlers with Handle, then call Start. The database's engine is
+// checked by Start.
 func New(db *gorm.DB, cfg Config) *Scheduler {
 	cfg = cfg.withDefaults()
 	return &Scheduler{
@@ -178,19 +105,24 @@ func New(db *gorm.DB, cfg Config) *Scheduler {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		handlers:   map[string]Handler{},
+		node:       Node{ID: wire.NewID(), Hostname: hostname(), PID: os.Getpid(), ProcStart: procStart(os.Getpid())},
 		maxConc:    cfg.MaxConcurrency,
-		queued:     map[string]*Job{},
 		running:    map[string]*runEntry{},
-		subs:       map[string]map[*subscriber]struct{}{},
+		abandoned:  map[string]*runEntry{},
+		subs:       map[string]*subGroup{},
+		wake:       make(chan struct{}, 1),
 		writes:     make(chan *writeOp, maxBatch),
 		writerStop: make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
 }
 
-// Migrate creates or updates the jobs table.
+// Migrate creates or updates the tables of jobs, nodes and leases.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	return db.WithContext(ctx).AutoMigrate(&Job{})
+	if err := db.WithContext(ctx).AutoMigrate(&Job{}, &Node{}, &Lease{}); err != nil {
+		return err
+	}
+	return db.WithContext(ctx).Exec("INSERT INTO chapkit_leases (name, holder, expires_ms) VALUES (?, '', 0) ON CONFLICT (name) DO NOTHING", leaderLease).Error
 }
 
 // Handle registers the handler of a job kind. Kinds are stable names stored
@@ -209,6 +141,14 @@ func (s *Scheduler) Handle(kind string, h Handler) error {
 	return nil
 }
 
+// NodeID returns the id of this node, as recorded in the "node" member of
+// the jobs it runs.
+func (s *Scheduler) NodeID() string { return s.node.ID }
+
+// IsLeader reports whether this node holds the leader lease now: the one
+// node that rescues dead nodes and runs maintenance such as retention.
+func (s *Scheduler) IsLeader() bool { return s.leader.Load() }
+
 // RetriesEnabled reports whether interrupted jobs are retried, which is
 // when job records show their attempt.
 func (s *Scheduler) RetriesEnabled() bool { return s.cfg.RetryInterrupted > 1 }
@@ -220,28 +160,35 @@ func (s *Scheduler) MaxConcurrency() int {
 	return s.maxConc
 }
 
-// SetMaxConcurrency replaces the limit at run time; 0 or less = unlimited.
+// SetMaxConcurrency replaces this node's limit at run time; 0 or less
+// means unlimited.
 func (s *Scheduler) SetMaxConcurrency(n int) {
-	if n < 0 {
-		n = 0
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.maxConc = n
-	s.dispatchLocked()
+	s.maxConc = max(n, 0)
+	s.mu.Unlock()
+	s.poke()
 }
 
-// Counts returns how many jobs wait for a slot and how many run.
+// Counts returns how many jobs wait for a slot (in the whole database, as
+// estimated between heartbeats) and how many run on this node.
 func (s *Scheduler) Counts() (pending, running int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queued), len(s.running)
+	return s.pendingEst, len(s.running)
 }
 
-// Start recovers the jobs a previous run left (CONTRACT D3) and starts
-// running jobs. Jobs found running are interrupted: their recorded process
-// group is killed and they fail (or go back to pending where retries are
-// configured). Jobs found pending are queued again in submission order.
+// Abandoned returns how many calls were given up on (they ignored their
+// context past Config.AbandonAfter) and have not returned yet, and how many
+// were given up on since Start.
+func (s *Scheduler) Abandoned() (now int, total int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.abandoned), s.abandonedTotal.Load()
+}
+
+// Start registers this node, recovers what dead nodes left (jobs of a
+// previous process on this host at once; others when their heartbeat is
+// older than Config.RescueAfter) and starts claiming jobs.
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.mu.Lock()
 	if s.st != stateNew {
@@ -249,79 +196,67 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return errors.New("job: scheduler already started")
 	}
 	s.mu.Unlock()
-
-	var stale []Job
-	if err := s.db.WithContext(ctx).Where("status = ?", StatusRunning).Find(&stale).Error; err != nil {
-		return fmt.Errorf("job: recover running jobs: %w", err)
+	d, err := dialectOf(s.db)
+	if err != nil {
+		return err
 	}
-	for i := range stale {
-		j := &stale[i]
-		if j.PGID != nil && *j.PGID > 1 {
-			// The group of a dead service's shell job: kill it before the
-			// job is recorded as interrupted, so nothing keeps running.
-			if err := syscall.Kill(-*j.PGID, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-				s.log.Warn("kill process group of interrupted job", "job_id", j.ID, "pgid", *j.PGID, "error", err)
-			}
-		}
-		if _, err := s.interrupt(ctx, j); err != nil {
-			return fmt.Errorf("job: recover job %s: %w", j.ID, err)
-		}
+	s.d = d
+	if err := s.register(ctx); err != nil {
+		return fmt.Errorf("job: register node: %w", err)
 	}
-
-	var pending []*Job
-	if err := s.db.WithContext(ctx).Where("status = ?", StatusPending).Order("submitted_at ASC, id ASC").Find(&pending).Error; err != nil {
-		return fmt.Errorf("job: recover pending jobs: %w", err)
+	rescued, err := s.recover(ctx)
+	if err != nil {
+		return fmt.Errorf("job: recover jobs: %w", err)
 	}
-	if len(stale)+len(pending) > 0 {
-		s.log.Info("recovered jobs", "interrupted", len(stale), "requeued", len(pending))
+	pending, err := s.countPending(ctx)
+	if err != nil {
+		return fmt.Errorf("job: count pending jobs: %w", err)
 	}
+	if rescued+pending > 0 {
+		s.log.Info("recovered jobs", "interrupted", rescued, "pending", pending)
+	}
+	mechanism := "polling every " + s.cfg.PollInterval.String()
+	if s.cfg.Listener != nil {
+		mechanism = "notifications, polling every " + s.cfg.PollInterval.String() + " as a fallback"
+	}
+	s.log.Info("job node started", "node", s.node.ID, "hostname", s.node.Hostname, "pid", s.node.PID,
+		"engine", s.d.name, "signals", mechanism, "leader", s.leader.Load())
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.pendingEst = pending
 	s.writeMu.Lock()
 	s.writerOn = true
 	s.writeMu.Unlock()
 	go s.runWriter(s.writerStop)
 	s.runCtx, s.runCancel = context.WithCancelCause(context.Background())
-	for _, j := range pending {
-		s.queue = append(s.queue, j)
-		s.queued[j.ID] = j
-	}
+	s.loopCtx, s.loopCancel = context.WithCancel(context.Background())
 	s.st = stateStarted
-	s.dispatchLocked()
+	s.loops.Add(2)
+	go s.fetchLoop()
+	go s.heartbeatLoop()
+	if s.cfg.Listener != nil {
+		s.loops.Add(1)
+		go func() {
+			defer s.loops.Done()
+			s.cfg.Listener.Listen(s.loopCtx, notifyChannel, s.poke, s.onNotification)
+		}()
+	}
+	s.poke()
 	return nil
 }
 
-// interrupt records a job stopped by a crash or a drain: failed with
-// InterruptedError, or back to pending when retries allow another attempt.
-// It returns the stored record, or nil when the job was not running.
-func (s *Scheduler) interrupt(ctx context.Context, j *Job) (*Job, error) {
-	now := wire.Now()
-	updated := j.clone()
-	var values map[string]any
-	if s.RetriesEnabled() && j.Attempt < s.cfg.RetryInterrupted {
-		updated.Status, updated.StartedAt, updated.PGID = StatusPending, nil, nil
-		updated.Attempt = j.Attempt + 1
-		values = map[string]any{"status": StatusPending, "started_at": nil, "pgid": nil, "attempt": updated.Attempt}
-	} else {
-		msg := InterruptedError
-		updated.Status, updated.FinishedAt, updated.Error, updated.ErrorTraceback = StatusFailed, &now, &msg, &msg
-		values = map[string]any{"status": StatusFailed, "finished_at": now, "error": msg, "error_traceback": msg}
+// poke wakes the fetch loop without blocking.
+func (s *Scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
-	res := s.db.WithContext(ctx).Model(&Job{}).Where("id = ? AND status = ?", j.ID, StatusRunning).Updates(values)
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected == 0 {
-		return nil, nil
-	}
-	s.changed(updated, StatusRunning)
-	return updated, nil
 }
 
-// Submit stores a new pending job of the given kind and queues it. It never
-// blocks on the concurrency limit. It returns ErrDraining once Stop began
-// and ErrQueueFull past Config.MaxPending waiting jobs.
+// Submit stores a new pending job of the given kind and wakes a node to
+// run it. It never blocks on the concurrency limit. It returns ErrDraining
+// once Stop began and ErrQueueFull past Config.MaxPending pending jobs.
 func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
@@ -338,10 +273,25 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 	case s.handlers[kind] == nil:
 		s.mu.Unlock()
 		return "", fmt.Errorf("job: no handler for kind %q", kind)
-	case len(s.queued)+s.reserved >= s.cfg.MaxPending:
-		s.mu.Unlock()
-		return "", ErrQueueFull
 	}
+	full := s.pendingEst+s.reserved >= s.cfg.MaxPending
+	s.mu.Unlock()
+	if full {
+		// The estimate says full: count exactly before refusing, since
+		// other nodes may have claimed jobs since the last count.
+		n, err := s.countPending(ctx)
+		if err != nil {
+			return "", problem.Database("job.Scheduler.Submit", err)
+		}
+		s.mu.Lock()
+		s.pendingEst = n
+		full = n+s.reserved >= s.cfg.MaxPending
+		s.mu.Unlock()
+		if full {
+			return "", ErrQueueFull
+		}
+	}
+	s.mu.Lock()
 	s.reserved++
 	s.mu.Unlock()
 
@@ -349,98 +299,247 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 	err = s.write(&writeOp{kind: opInsert, job: j}).err
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reserved--
+	if err == nil {
+		s.pendingEst++
+	}
+	s.mu.Unlock()
 	if errors.Is(err, errWriterStopped) {
 		return "", ErrDraining
 	}
 	if err != nil {
 		return "", problem.Database("job.Scheduler.Submit", err)
 	}
-	// A drain that began meanwhile leaves the stored job pending; it runs
-	// after the next start like every other pending job.
-	if s.st == stateStarted {
-		s.queue = append(s.queue, j)
-		s.queued[j.ID] = j
-		s.dispatchLocked()
-	}
+	s.poke()
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.JobChanged(j.clone(), "")
 	}
 	return j.ID, nil
 }
 
-// dispatchLocked starts queued jobs while slots are free. s.mu is held.
-func (s *Scheduler) dispatchLocked() {
-	if s.st != stateStarted {
-		return
-	}
-	for len(s.queue) > 0 && (s.maxConc <= 0 || len(s.running) < s.maxConc) {
-		j := s.queue[0]
-		s.queue[0] = nil
-		s.queue = s.queue[1:]
-		if _, ok := s.queued[j.ID]; !ok {
-			continue // cancelled or deleted while waiting
+// claimBatch bounds how many jobs one claim takes, so one node does not
+// take a whole backlog while others are idle.
+const claimBatch = 64
+
+// fetchLoop claims jobs while slots are free. It wakes on a submission, a
+// finished job, a notification from another node, or the poll interval.
+func (s *Scheduler) fetchLoop() {
+	defer s.loops.Done()
+	tick := time.NewTicker(s.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.loopCtx.Done():
+			return
+		case <-s.wake:
+		case <-tick.C:
+			s.poll(s.loopCtx)
 		}
-		delete(s.queued, j.ID)
-		ctx, cancel := context.WithCancelCause(s.runCtx)
-		e := &runEntry{job: j, ctx: ctx, cancel: cancel, done: make(chan struct{})}
-		s.running[j.ID] = e
-		s.wg.Add(1)
-		go s.work(e)
+		s.fill(s.loopCtx)
 	}
-	if len(s.queue) == 0 && cap(s.queue) > 1024 {
-		s.queue = nil // let a drained burst's backing array go
+}
+
+// freeSlots returns how many more jobs this node may run now.
+func (s *Scheduler) freeSlotsLocked() int {
+	if s.st != stateStarted || s.fenced {
+		return 0
 	}
+	if s.maxConc <= 0 {
+		return claimBatch
+	}
+	return max(s.maxConc-len(s.running), 0)
+}
+
+// fill claims and starts jobs until the slots are full or none is pending.
+func (s *Scheduler) fill(ctx context.Context) {
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		n := min(s.freeSlotsLocked(), claimBatch)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		jobs, err := s.claim(ctx, n)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("claim jobs", "error", err)
+			}
+			return
+		}
+		if len(jobs) == 0 {
+			return
+		}
+		s.mu.Lock()
+		if s.st != stateStarted || s.fenced {
+			s.mu.Unlock()
+			// Stopping meanwhile: give the jobs back for another node.
+			s.unclaim(jobs)
+			return
+		}
+		s.pendingEst = max(s.pendingEst-len(jobs), 0)
+		for _, j := range jobs {
+			jctx, cancel := context.WithCancelCause(s.runCtx)
+			e := &runEntry{job: j, ctx: jctx, cancel: cancel, done: make(chan struct{})}
+			s.running[j.ID] = e
+			s.wg.Add(1)
+			go s.work(e)
+		}
+		s.mu.Unlock()
+		for _, j := range jobs {
+			s.changed(j.clone(), StatusPending)
+		}
+		if len(jobs) < n {
+			return
+		}
+	}
+}
+
+// claim marks up to n pending jobs, oldest first, running on this node.
+func (s *Scheduler) claim(ctx context.Context, n int) ([]*Job, error) {
+	now := wire.Now()
+	var jobs []*Job
+	err := s.db.WithContext(ctx).Raw(s.d.claim, s.d.claimArgs(now, s.node.ID, n)...).Scan(&jobs).Error
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range jobs {
+		j.Status, j.StartedAt, j.Node = StatusRunning, &now, &s.node.ID
+	}
+	slices.SortFunc(jobs, func(a, b *Job) int {
+		if c := a.SubmittedAt.Compare(b.SubmittedAt); c != 0 {
+			return c
+		}
+		return compareStrings(a.ID, b.ID)
+	})
+	return jobs, nil
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// unclaim puts jobs this node claimed but will not run back to pending.
+func (s *Scheduler) unclaim(jobs []*Job) {
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	err := s.db.WithContext(context.Background()).Model(&Job{}).
+		Where("id IN ? AND status = ? AND node = ?", ids, StatusRunning, s.node.ID).
+		Updates(map[string]any{"status": StatusPending, "started_at": nil, "node": nil}).Error
+	if err != nil {
+		s.log.Error("return claimed jobs", "count", len(ids), "error", err)
+	}
+	s.notify(context.Background(), opInserted)
 }
 
 func (s *Scheduler) work(e *runEntry) {
 	defer func() {
 		e.cancel(nil)
 		s.mu.Lock()
-		delete(s.running, e.job.ID)
+		s.releaseLocked(e)
+		if e.abandoned {
+			delete(s.abandoned, e.job.ID)
+			s.log.Warn("abandoned call returned", "job_id", e.job.ID, "kind", e.job.Kind)
+		}
 		close(e.done)
-		s.dispatchLocked()
 		s.mu.Unlock()
-		s.wg.Done()
 	}()
 	if e.ctx.Err() != nil {
 		return // cancelled before it started: the canceller stored the outcome
 	}
 	j := e.job.clone()
-	start := &writeOp{kind: opStart, job: j, at: wire.Now()}
-	res := s.write(start)
-	if res.err != nil {
-		if e.ctx.Err() == nil && !errors.Is(res.err, errWriterStopped) {
-			s.fail(j, StatusPending, fmt.Errorf("start job: %w", res.err), nil)
-		}
-		return
-	}
-	if !res.applied {
-		return // cancelled or deleted between dispatch and start
-	}
-	started := start.at
-	j.Status, j.StartedAt = StatusRunning, &started
-	s.changed(j.clone(), StatusPending)
 	s.log.Debug("job started", "job_id", j.ID, "kind", j.Kind)
-
-	result, err, stack := s.call(e.ctx, j)
-	if e.ctx.Err() != nil && isOurCause(context.Cause(e.ctx)) {
-		return // Cancel, Delete or Stop stored the outcome already
-	}
-	if err != nil {
+	result, err, stack := s.call(e, j)
+	switch {
+	case e.ctx.Err() != nil && isOurCause(context.Cause(e.ctx)):
+		// Cancel, Delete, Stop or a rescue stored the outcome already.
+	case err != nil:
 		s.fail(j, StatusRunning, err, stack)
+	default:
+		s.complete(j, result)
+	}
+	if e.detached != nil {
+		s.linger(e, e.detached)
+	}
+}
+
+// releaseLocked frees e's slot once. s.mu is held.
+func (s *Scheduler) releaseLocked(e *runEntry) {
+	if e.released {
 		return
 	}
-	s.complete(j, result)
+	e.released = true
+	if s.running[e.job.ID] == e {
+		delete(s.running, e.job.ID)
+	}
+	s.wg.Done()
+	s.poke()
+}
+
+// linger keeps e's slot while a call it gave up on still runs, for at most
+// Config.AbandonAfter; then the slot is released and the call abandoned.
+func (s *Scheduler) linger(e *runEntry, done <-chan struct{}) {
+	t := time.NewTimer(s.cfg.AbandonAfter)
+	defer t.Stop()
+	select {
+	case <-done:
+		return
+	case <-t.C:
+	}
+	s.abandon(e)
+	<-done
+}
+
+// watchCancelled abandons a cancelled job whose call has not returned
+// within Config.AbandonAfter.
+func (s *Scheduler) watchCancelled(e *runEntry) {
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		t := time.NewTimer(s.cfg.AbandonAfter)
+		defer t.Stop()
+		select {
+		case <-e.done:
+		case <-t.C:
+			s.abandon(e)
+		case <-s.loopCtx.Done():
+		}
+	}()
+}
+
+func (s *Scheduler) abandon(e *runEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.released {
+		return
+	}
+	select {
+	case <-e.done:
+		return
+	default:
+	}
+	s.releaseLocked(e)
+	e.abandoned = true
+	s.abandoned[e.job.ID] = e
+	s.abandonedTotal.Add(1)
+	s.log.Warn("call ignored its cancellation; slot released and call abandoned",
+		"job_id", e.job.ID, "kind", e.job.Kind, "after", s.cfg.AbandonAfter)
 }
 
 func isOurCause(err error) bool {
-	return errors.Is(err, ErrCanceled) || errors.Is(err, ErrDeleted) || errors.Is(err, ErrShutdown)
+	return errors.Is(err, ErrCanceled) || errors.Is(err, ErrDeleted) || errors.Is(err, ErrShutdown) || errors.Is(err, ErrRescued)
 }
 
-// call runs the handler, turning a panic into an error with its stack.
-func (s *Scheduler) call(ctx context.Context, j *Job) (result any, err error, stack []byte) {
+// call runs the handler, turning a panic into an error with the stack of
+// the panicking code.
+func (s *Scheduler) call(e *runEntry, j *Job) (result any, err error, stack []byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			stack = debug.Stack()
@@ -452,11 +551,8 @@ func (s *Scheduler) call(ctx context.Context, j *Job) (result any, err error, st
 	if h == nil {
 		return nil, fmt.Errorf("no handler for job kind %q", j.Kind), nil
 	}
-	result, err = h(ctx, &Run{Job: j.clone(), s: s})
-	if err != nil {
-		stack = debug.Stack()
-	}
-	return result, err, stack
+	result, err = h(e.ctx, &Run{Job: j.clone(), s: s, e: e})
+	return result, err, nil
 }
 
 type panicError struct{ value any }
@@ -476,33 +572,67 @@ func (s *Scheduler) complete(j *Job, result any) {
 		s.fail(j, StatusRunning, fmt.Errorf("store result: %w", res.err), nil)
 		return
 	case !res.applied:
-		return // cancelled or deleted while finishing: nothing stored
+		return // cancelled, deleted or rescued while finishing: nothing stored
 	}
 	j.Status, j.FinishedAt, j.ArtifactID = StatusCompleted, &finished, res.artifactID
 	s.changed(j.clone(), StatusRunning)
 	s.log.Info("job completed", "job_id", j.ID, "kind", j.Kind, "duration_ms", finished.Sub(*j.StartedAt).Milliseconds())
 }
 
-// fail stores a failed outcome: error = "<Type>: <message>".
+// errorType names an error for the job record: the type the error declares
+// (ErrorType() string), else plain "Error", so Go's internal type names
+// never reach a client.
+func errorType(err error) string {
+	var typed interface{ ErrorType() string }
+	if errors.As(err, &typed) {
+		if t := typed.ErrorType(); t != "" {
+			return t
+		}
+	}
+	return "Error"
+}
+
+// fail stores a failed outcome: error = "<Type>: <message>", and the
+// traceback of the failing code where there is one (a panic's stack),
+// otherwise the error line alone.
 func (s *Scheduler) fail(j *Job, from Status, cause error, stack []byte) {
 	finished := wire.Now()
-	line := problem.ErrorType(cause) + ": " + cause.Error()
-	if len(stack) == 0 {
-		stack = debug.Stack()
+	line := errorType(cause) + ": " + cause.Error()
+	trace := line
+	if len(stack) > 0 {
+		trace = line + "\n\n" + string(stack)
 	}
-	trace := line + "\n\n" + string(stack)
-	res := s.db.WithContext(s.runCtx).Model(&Job{}).Where("id = ? AND status = ?", j.ID, from).
-		Updates(map[string]any{"status": StatusFailed, "finished_at": finished, "error": line, "error_traceback": trace})
-	if res.Error != nil {
-		s.log.Error("store job failure", "job_id", j.ID, "error", res.Error, "job_error", line)
+	applied, err := s.update(s.runCtx, j.ID, from, map[string]any{"status": StatusFailed, "finished_at": finished, "error": line, "error_traceback": trace})
+	if err != nil {
+		s.log.Error("store job failure", "job_id", j.ID, "error", err, "job_error", line)
 		return
 	}
-	if res.RowsAffected == 0 {
+	if !applied {
 		return
 	}
 	j.Status, j.FinishedAt, j.Error, j.ErrorTraceback = StatusFailed, &finished, &line, &trace
 	s.changed(j.clone(), from)
 	s.log.Info("job failed", "job_id", j.ID, "kind", j.Kind, "error", line)
+}
+
+// update applies values to job id if it is still in status from (and, when
+// running, still on this node), telling the other nodes. It reports
+// whether the row changed.
+func (s *Scheduler) update(ctx context.Context, id string, from Status, values map[string]any) (bool, error) {
+	var applied bool
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		q := tx.Model(&Job{}).Where("id = ? AND status = ?", id, from)
+		if from == StatusRunning {
+			q = q.Where("node = ?", s.node.ID)
+		}
+		res := q.Updates(values)
+		applied = res.RowsAffected == 1
+		if res.Error != nil || !applied {
+			return res.Error
+		}
+		return s.notifyTx(tx, opChanged, id)
+	})
+	return applied, err
 }
 
 // Get returns a copy of the job, or ErrNotFound.
@@ -535,234 +665,8 @@ func (s *Scheduler) List(ctx context.Context, status Status) ([]Job, error) {
 	return jobs, nil
 }
 
-// cancelGrace bounds how long Cancel, Delete and Stop wait for a cancelled
-// job's goroutine to return. Shell jobs return at once (their process group
-// is killed); a function that ignores its context keeps its goroutine, but
-// its job is already recorded and nothing it returns is stored.
-const cancelGrace = time.Second
-
-// Cancel cancels a pending or running job and keeps it with status
-// canceled. A running job's context is cancelled with ErrCanceled. It
-// returns the stored record, ErrNotFound, or a *FinishedError.
-func (s *Scheduler) Cancel(ctx context.Context, id string) (*Job, error) {
-	return s.stop(ctx, id, ErrCanceled)
-}
-
-// Delete cancels the job if it is unfinished and removes its record. It
-// returns ErrNotFound for an unknown id.
-func (s *Scheduler) Delete(ctx context.Context, id string) error {
-	_, err := s.stop(ctx, id, ErrDeleted)
-	return err
-}
-
-func (s *Scheduler) stop(ctx context.Context, id string, cause error) (*Job, error) {
-	if !wire.ValidID(id) {
-		return nil, ErrNotFound
-	}
-	s.mu.Lock()
-	e := s.running[id]
-	if e != nil {
-		e.cancel(cause)
-	}
-	delete(s.queued, id)
-	s.mu.Unlock()
-
-	var out *Job
-	var err error
-	if cause == ErrDeleted {
-		err = s.remove(ctx, id)
-	} else {
-		out, err = s.markCanceled(ctx, id)
-	}
-	if e != nil {
-		s.awaitStop(ctx, e)
-	}
-	return out, err
-}
-
-func (s *Scheduler) awaitStop(ctx context.Context, e *runEntry) {
-	t := time.NewTimer(cancelGrace)
-	defer t.Stop()
-	select {
-	case <-e.done:
-	case <-ctx.Done():
-	case <-t.C:
-		s.log.Warn("cancelled job has not returned yet", "job_id", e.job.ID, "kind", e.job.Kind)
-	}
-}
-
-func (s *Scheduler) markCanceled(ctx context.Context, id string) (*Job, error) {
-	now := wire.Now()
-	var j Job
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Where("id = ?", id).Limit(1).Find(&j).Error; err != nil {
-			return err
-		}
-		if j.ID == "" || j.Status.Terminal() {
-			return nil
-		}
-		return tx.Model(&Job{}).Where("id = ?", id).Updates(map[string]any{"status": StatusCanceled, "finished_at": now}).Error
-	})
-	switch {
-	case err != nil:
-		return nil, problem.Database("job.Scheduler.Cancel", err)
-	case j.ID == "":
-		return nil, ErrNotFound
-	case j.Status.Terminal():
-		return nil, &FinishedError{ID: id, Status: j.Status}
-	}
-	from := j.Status
-	j.Status, j.FinishedAt = StatusCanceled, &now
-	s.changed(j.clone(), from)
-	s.log.Info("job canceled", "job_id", id, "kind", j.Kind)
-	return &j, nil
-}
-
-func (s *Scheduler) remove(ctx context.Context, id string) error {
-	res := s.db.WithContext(ctx).Where("id = ?", id).Delete(&Job{})
-	if res.Error != nil {
-		return problem.Database("job.Scheduler.Delete", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return ErrNotFound
-	}
-	s.publish(id, Event{Deleted: true})
-	return nil
-}
-
-// Wait blocks until the job is terminal and returns it; ErrNotFound when
-// it does not exist or is deleted meanwhile; ctx's error when ctx ends
-// first (the job keeps running).
-func (s *Scheduler) Wait(ctx context.Context, id string) (*Job, error) {
-	events, unsubscribe := s.Subscribe(id)
-	defer unsubscribe()
-	j, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	for !j.Status.Terminal() {
-		select {
-		case ev := <-events:
-			if ev.Deleted {
-				return nil, ErrNotFound
-			}
-			j = ev.Job
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-	return j, nil
-}
-
-// subscriberBuffer holds more events than one job can produce between two
-// reads (pending, running, a terminal state, deletion, with room for
-// retried attempts), so a subscriber that reads promptly never misses one.
-const subscriberBuffer = 16
-
-// Subscribe returns the changes of job id from now on, and a function that
-// ends the subscription. Events are sent without blocking the scheduler: a
-// subscriber that stops reading loses events past the buffer.
-func (s *Scheduler) Subscribe(id string) (<-chan Event, func()) {
-	sub := &subscriber{ch: make(chan Event, subscriberBuffer)}
-	s.mu.Lock()
-	m := s.subs[id]
-	if m == nil {
-		m = map[*subscriber]struct{}{}
-		s.subs[id] = m
-	}
-	m[sub] = struct{}{}
-	s.mu.Unlock()
-	return sub.ch, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if m := s.subs[id]; m != nil {
-			delete(m, sub)
-			if len(m) == 0 {
-				delete(s.subs, id)
-			}
-		}
-	}
-}
-
-func (s *Scheduler) publish(id string, ev Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sub := range s.subs[id] {
-		select {
-		case sub.ch <- ev:
-		default:
-		}
-	}
-}
-
-// changed publishes a stored transition to subscribers and the observer.
-func (s *Scheduler) changed(j *Job, from Status) {
-	s.publish(j.ID, Event{Job: j})
-	if s.cfg.Observer != nil {
-		s.cfg.Observer.JobChanged(j, from)
-	}
-}
-
-// Stop drains the scheduler (CONTRACT D14): Submit answers ErrDraining,
-// waiting jobs stay pending in the database for the next start, running
-// jobs get until the drain deadline (Config.DrainTimeout, or ctx's deadline
-// when sooner). Jobs still running then are cancelled with ErrShutdown,
-// their process groups killed, and recorded as interrupted. Stop is
-// idempotent and a no-op before Start; it returns ctx's error when ctx
-// ended before the drain did.
-func (s *Scheduler) Stop(ctx context.Context) error {
-	s.mu.Lock()
-	if s.st != stateStarted {
-		s.mu.Unlock()
-		return nil
-	}
-	s.st = stateDraining
-	s.queue, s.queued = nil, map[string]*Job{}
-	s.mu.Unlock()
-
-	idle := make(chan struct{})
-	go func() { s.wg.Wait(); close(idle) }()
-	deadline := time.NewTimer(s.cfg.DrainTimeout)
-	defer deadline.Stop()
-	var err error
-	select {
-	case <-idle:
-	case <-deadline.C:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
-
-	s.mu.Lock()
-	left := make([]*runEntry, 0, len(s.running))
-	for _, e := range s.running {
-		e.cancel(ErrShutdown)
-		left = append(left, e)
-	}
-	s.mu.Unlock()
-	// Record the outcome first, so it is stored even when a function
-	// ignores its context; use a fresh context because ctx may be over.
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	for _, e := range left {
-		j, gerr := s.Get(recordCtx, e.job.ID)
-		if gerr != nil {
-			continue
-		}
-		if _, ierr := s.interrupt(recordCtx, j); ierr != nil {
-			s.log.Error("record interrupted job", "job_id", j.ID, "error", ierr)
-		}
-	}
-	for _, e := range left {
-		s.awaitStop(recordCtx, e)
-	}
-	if len(left) > 0 {
-		s.log.Warn("drain deadline passed; running jobs interrupted", "count", len(left))
-	}
-
-	s.mu.Lock()
-	s.st = stateStopped
-	s.runCancel(ErrShutdown)
-	s.mu.Unlock()
-	s.stopWriter()
-	return err
+func (s *Scheduler) countPending(ctx context.Context) (int, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Model(&Job{}).Where("status = ?", StatusPending).Count(&n).Error
+	return int(n), err
 }

@@ -14,11 +14,13 @@ import (
 	"go.uber.org/goleak"
 	"gorm.io/gorm"
 
-	"github.com/chapkit-go/chapkit/internal/dbtest"
+	"github.com/chapkit-go/chapkit/internal/pgtest"
 	"github.com/chapkit-go/chapkit/internal/wire"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { pgtest.Stop() }))
+}
 
 type bundle struct {
 	db *gorm.DB
@@ -35,8 +37,8 @@ func newGate() *gate { return &gate{started: make(chan string, 100), release: ma
 
 func setup(t *testing.T, cfg Config, handlers map[string]Handler) *bundle {
 	t.Helper()
-	db := dbtest.Open(t, &Job{})
-	s := New(db, cfg)
+	db := openDB(t)
+	s := newSched(db, cfg)
 	for k, h := range handlers {
 		if err := s.Handle(k, h); err != nil {
 			t.Fatal(err)
@@ -333,7 +335,7 @@ func TestCommitterAtomicWithCompletion(t *testing.T) {
 }
 
 func TestRecovery(t *testing.T) {
-	db := dbtest.Open(t, &Job{})
+	db := openDB(t)
 	now := wire.Now()
 	pgid := 999999 // no such group: the kill must be tolerated
 	rows := []Job{
@@ -344,7 +346,7 @@ func TestRecovery(t *testing.T) {
 	if err := db.Create(&rows).Error; err != nil {
 		t.Fatal(err)
 	}
-	s := New(db, Config{})
+	s := newSched(db, Config{})
 	if err := s.Handle("ok", func(ctx context.Context, r *Run) (any, error) { return nil, nil }); err != nil {
 		t.Fatal(err)
 	}
@@ -366,13 +368,13 @@ func TestRecovery(t *testing.T) {
 }
 
 func TestRecoveryWithRetries(t *testing.T) {
-	db := dbtest.Open(t, &Job{})
+	db := openDB(t)
 	now := wire.Now()
 	row := Job{ID: wire.NewID(), Kind: "ok", Status: StatusRunning, SubmittedAt: now, StartedAt: &now, Attempt: 1}
 	if err := db.Create(&row).Error; err != nil {
 		t.Fatal(err)
 	}
-	s := New(db, Config{RetryInterrupted: 3})
+	s := newSched(db, Config{RetryInterrupted: 3})
 	var attempts []int
 	var mu sync.Mutex
 	_ = s.Handle("ok", func(ctx context.Context, r *Run) (any, error) {
@@ -400,8 +402,8 @@ func TestRecoveryWithRetries(t *testing.T) {
 
 func TestDrain(t *testing.T) {
 	g := newGate()
-	db := dbtest.Open(t, &Job{})
-	s := New(db, Config{MaxConcurrency: 1, DrainTimeout: 50 * time.Millisecond})
+	db := openDB(t)
+	s := newSched(db, Config{MaxConcurrency: 1, DrainTimeout: 50 * time.Millisecond})
 	_ = s.Handle("block", func(ctx context.Context, r *Run) (any, error) {
 		g.started <- r.Job.ID
 		<-ctx.Done()

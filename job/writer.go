@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -24,7 +25,6 @@ type opKind int
 
 const (
 	opInsert opKind = iota
-	opStart
 	opComplete
 )
 
@@ -32,13 +32,13 @@ const (
 type writeOp struct {
 	kind   opKind
 	job    *Job
-	at     time.Time // started_at or finished_at
+	at     time.Time // finished_at
 	result any       // opComplete: the handler's result
 	done   chan writeResult
 }
 
 type writeResult struct {
-	applied    bool    // the row changed (a start or completion can lose to a cancel)
+	applied    bool    // the row changed (a completion can lose to a cancel)
 	artifactID *string // opComplete
 	err        error
 }
@@ -112,24 +112,34 @@ func (s *Scheduler) runWriter(stop <-chan struct{}) {
 
 // flush applies a batch in one transaction and answers every op.
 func (s *Scheduler) flush(batch []*writeOp) {
-	if len(batch) == 1 && batch[0].kind != opComplete {
-		// Alone, an insert or a start is one statement: its own
-		// transaction, without a BEGIN/COMMIT around it.
-		s.flushAlone(batch[0])
+	if len(batch) == 1 && batch[0].kind == opInsert && s.d.notify == "" {
+		// Alone, an insert is one statement: its own transaction, without
+		// a BEGIN/COMMIT around it.
+		err := s.db.WithContext(context.Background()).Create(batch[0].job).Error
+		batch[0].done <- writeResult{applied: err == nil, err: err}
 		return
 	}
 	results := make([]writeResult, len(batch))
 	// Statements run to completion regardless of cancellation (see
 	// internal/sqlitedb), so the batch uses a background context.
 	err := s.db.WithContext(context.Background()).Transaction(func(tx *gorm.DB) error {
-		s.flushInserts(tx, batch, results)
-		if err := s.flushStarts(tx, batch, results); err != nil {
-			return err
-		}
+		inserted := s.flushInserts(tx, batch, results)
+		var done []string
 		for i, op := range batch {
 			if op.kind == opComplete {
 				results[i] = s.flushCompletion(tx, i, op)
+				if results[i].applied {
+					done = append(done, op.job.ID)
+				}
 			}
+		}
+		if inserted {
+			if err := s.notifyTx(tx, opInserted, ""); err != nil {
+				return err
+			}
+		}
+		if len(done) > 0 {
+			return s.notifyTx(tx, opChanged, strings.Join(done, ","))
 		}
 		return nil
 	})
@@ -142,22 +152,9 @@ func (s *Scheduler) flush(batch []*writeOp) {
 	}
 }
 
-func (s *Scheduler) flushAlone(op *writeOp) {
-	db := s.db.WithContext(context.Background())
-	var r writeResult
-	switch op.kind {
-	case opInsert:
-		r.err = db.Create(op.job).Error
-		r.applied = r.err == nil
-	case opStart:
-		res := db.Model(&Job{}).Where("id = ? AND status = ?", op.job.ID, StatusPending).
-			Updates(map[string]any{"status": StatusRunning, "started_at": op.at})
-		r.err, r.applied = res.Error, res.Error == nil && res.RowsAffected == 1
-	}
-	op.done <- r
-}
-
-func (s *Scheduler) flushInserts(tx *gorm.DB, batch []*writeOp, results []writeResult) {
+// flushInserts stores the batch's new jobs with one statement and reports
+// whether there were any.
+func (s *Scheduler) flushInserts(tx *gorm.DB, batch []*writeOp, results []writeResult) bool {
 	var jobs []*Job
 	var idx []int
 	for i, op := range batch {
@@ -166,45 +163,13 @@ func (s *Scheduler) flushInserts(tx *gorm.DB, batch []*writeOp, results []writeR
 		}
 	}
 	if len(jobs) == 0 {
-		return
+		return false
 	}
 	err := tx.Create(&jobs).Error
 	for _, i := range idx {
 		results[i] = writeResult{applied: err == nil, err: err}
 	}
-}
-
-// flushStarts marks the batch's jobs running with one statement; a job
-// that is no longer pending (cancelled or deleted meanwhile) is not.
-func (s *Scheduler) flushStarts(tx *gorm.DB, batch []*writeOp, results []writeResult) error {
-	var ids []string
-	var at time.Time
-	for _, op := range batch {
-		if op.kind == opStart {
-			ids = append(ids, op.job.ID)
-			at = op.at
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	var started []string
-	err := tx.Raw("UPDATE jobs SET status = ?, started_at = ? WHERE status = ? AND id IN ? RETURNING id",
-		StatusRunning, at, StatusPending, ids).Scan(&started).Error
-	if err != nil {
-		return fmt.Errorf("start jobs: %w", err)
-	}
-	ok := make(map[string]bool, len(started))
-	for _, id := range started {
-		ok[id] = true
-	}
-	for i, op := range batch {
-		if op.kind == opStart {
-			op.at = at
-			results[i] = writeResult{applied: ok[op.job.ID]}
-		}
-	}
-	return nil
+	return err == nil
 }
 
 // flushCompletion stores one result and the job's completion inside a
@@ -232,7 +197,7 @@ func (s *Scheduler) flushCompletion(tx *gorm.DB, i int, op *writeOp) writeResult
 		}
 	}
 	if err == nil {
-		res := tx.Model(&Job{}).Where("id = ? AND status = ?", op.job.ID, StatusRunning).
+		res := tx.Model(&Job{}).Where("id = ? AND status = ? AND node = ?", op.job.ID, StatusRunning, s.node.ID).
 			Updates(map[string]any{"status": StatusCompleted, "finished_at": op.at, "artifact_id": artifactID})
 		if err = res.Error; err == nil && res.RowsAffected == 1 {
 			return writeResult{applied: true, artifactID: artifactID}

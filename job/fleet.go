@@ -1,0 +1,479 @@
+package job
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// The scheduler's side of running several nodes on one database: the node
+// row and its heartbeat, the leader lease, the rescue of dead nodes, the
+// notifications nodes send each other and the fallback poll.
+
+// notifyChannel is the PostgreSQL channel nodes signal each other on.
+// A payload is "<op> <origin node> <job ids, comma-separated>".
+const notifyChannel = "chapkit_jobs"
+
+const (
+	opInserted = "i" // new pending work: wake up and claim
+	opChanged  = "c" // the jobs changed: tell their subscribers
+	opCanceled = "x" // the jobs were cancelled: stop them where they run
+	opDeleted  = "d" // the jobs were deleted: stop them, tell subscribers
+)
+
+// tx runs fn in a transaction on PostgreSQL, where notifications are sent
+// at commit, and directly on SQLite, whose statements are atomic on their
+// own and which has no notifications.
+func (s *Scheduler) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	db := s.db.WithContext(ctx)
+	if s.d.notify == "" {
+		return fn(db)
+	}
+	return db.Transaction(fn)
+}
+
+// notifyTx sends a notification inside tx (PostgreSQL only).
+func (s *Scheduler) notifyTx(tx *gorm.DB, op string, ids string) error {
+	if s.d.notify == "" {
+		return nil
+	}
+	return tx.Exec(s.d.notify, notifyChannel, op+" "+s.node.ID+" "+ids).Error
+}
+
+// notify sends a notification on its own (PostgreSQL only).
+func (s *Scheduler) notify(ctx context.Context, op string, ids ...string) {
+	if s.d.notify == "" {
+		return
+	}
+	if err := s.notifyTx(s.db.WithContext(ctx), op, strings.Join(ids, ",")); err != nil {
+		s.log.Warn("notify nodes", "op", op, "error", err)
+	}
+}
+
+// onNotification acts on a payload another node sent.
+func (s *Scheduler) onNotification(payload string) {
+	op, rest, _ := strings.Cut(payload, " ")
+	origin, list, _ := strings.Cut(rest, " ")
+	if origin == s.node.ID {
+		return // this node acted on it already
+	}
+	var ids []string
+	if list != "" {
+		ids = strings.Split(list, ",")
+	}
+	ctx := s.loopCtx
+	switch op {
+	case opInserted:
+		s.poke()
+	case opCanceled, opDeleted:
+		cause := ErrCanceled
+		if op == opDeleted {
+			cause = ErrDeleted
+		}
+		for _, id := range ids {
+			s.cancelLocal(id, cause)
+		}
+		s.refresh(ctx, ids)
+	case opChanged:
+		s.refresh(ctx, ids)
+	}
+}
+
+// refresh reads the jobs among ids that have subscribers here and sends
+// them their current state (or their deletion).
+func (s *Scheduler) refresh(ctx context.Context, ids []string) {
+	var want []string
+	for _, id := range ids {
+		if s.hasSubscribers(id) {
+			want = append(want, id)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	var jobs []Job
+	if err := s.db.WithContext(ctx).Where("id IN ?", want).Find(&jobs).Error; err != nil {
+		s.log.Warn("read jobs changed by other nodes", "error", err)
+		return
+	}
+	found := make(map[string]bool, len(jobs))
+	for i := range jobs {
+		found[jobs[i].ID] = true
+		s.publish(jobs[i].ID, Event{Job: &jobs[i]})
+	}
+	for _, id := range want {
+		if !found[id] {
+			s.publish(id, Event{Deleted: true})
+		}
+	}
+}
+
+// poll covers what no notification said: jobs running here that were
+// cancelled, deleted or rescued elsewhere, and changes of jobs that
+// subscribers here follow. It runs every Config.PollInterval.
+func (s *Scheduler) poll(ctx context.Context) {
+	s.mu.Lock()
+	mine := make([]string, 0, len(s.running))
+	for id := range s.running {
+		mine = append(mine, id)
+	}
+	s.mu.Unlock()
+	if len(mine) > 0 {
+		var rows []Job
+		if err := s.db.WithContext(ctx).Select("id", "status", "node").Where("id IN ?", mine).Find(&rows).Error; err != nil {
+			s.log.Warn("check running jobs", "error", err)
+		} else {
+			still := make(map[string]bool, len(rows))
+			for _, r := range rows {
+				if r.Status == StatusRunning && r.Node != nil && *r.Node == s.node.ID {
+					still[r.ID] = true
+				} else if r.Status == StatusCanceled {
+					still[r.ID] = true
+					s.cancelLocal(r.ID, ErrCanceled)
+				}
+			}
+			for _, id := range mine {
+				if !still[id] {
+					found := false
+					for _, r := range rows {
+						found = found || r.ID == id
+					}
+					cause := ErrRescued
+					if !found {
+						cause = ErrDeleted
+					}
+					s.cancelLocal(id, cause)
+				}
+			}
+		}
+	}
+	s.refresh(ctx, s.subscribedElsewhere())
+}
+
+// register writes this node's row, its first heartbeat, and tries for the
+// leader lease.
+func (s *Scheduler) register(ctx context.Context) error {
+	err := s.db.WithContext(ctx).Exec(
+		"INSERT INTO chapkit_nodes (id, hostname, pid, proc_start, started_ms, heartbeat_ms) VALUES (?, ?, ?, ?, "+s.d.nowMS+", "+s.d.nowMS+")",
+		s.node.ID, s.node.Hostname, s.node.PID, s.node.ProcStart).Error
+	if err != nil {
+		return err
+	}
+	s.lastBeat.Store(time.Now().UnixMilli())
+	return nil
+}
+
+// deregister gives up the lease and removes the node's row: a clean stop
+// leaves nothing for others to rescue.
+func (s *Scheduler) deregister(ctx context.Context) {
+	db := s.db.WithContext(ctx)
+	if err := db.Exec("UPDATE chapkit_leases SET holder = '', expires_ms = 0 WHERE name = ? AND holder = ?", leaderLease, s.node.ID).Error; err != nil {
+		s.log.Warn("release leader lease", "error", err)
+	}
+	if err := db.Exec("DELETE FROM chapkit_nodes WHERE id = ?", s.node.ID).Error; err != nil {
+		s.log.Warn("remove node", "error", err)
+	}
+	s.leader.Store(false)
+}
+
+// recover runs at Start: it rescues at once the jobs of earlier processes
+// on this host that are gone, and jobs of the single-node schema (running
+// with no node); with the lease it also rescues dead nodes everywhere.
+func (s *Scheduler) recover(ctx context.Context) (int, error) {
+	var local []Node
+	if err := s.db.WithContext(ctx).Where("hostname = ? AND id <> ?", s.node.Hostname, s.node.ID).Find(&local).Error; err != nil {
+		return 0, err
+	}
+	rescued := 0
+	for i := range local {
+		if !processGone(local[i].PID, local[i].ProcStart) {
+			continue
+		}
+		n, err := s.rescueNode(ctx, &local[i], false)
+		if err != nil {
+			return rescued, err
+		}
+		rescued += n
+	}
+	n, err := s.rescueOrphans(ctx)
+	rescued += n
+	if err != nil {
+		return rescued, err
+	}
+	if s.renewLease(ctx) {
+		n, err := s.rescueDead(ctx)
+		rescued += n
+		if err != nil {
+			return rescued, err
+		}
+	}
+	return rescued, nil
+}
+
+// heartbeatLoop writes the heartbeat, holds or seeks the leader lease, and
+// as leader rescues dead nodes, every fifth of the rescue horizon.
+func (s *Scheduler) heartbeatLoop() {
+	defer s.loops.Done()
+	tick := time.NewTicker(s.beatInterval())
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.loopCtx.Done():
+			return
+		case <-tick.C:
+		}
+		s.beat(s.loopCtx)
+	}
+}
+
+func (s *Scheduler) beatInterval() time.Duration {
+	return max(s.cfg.RescueAfter/5, 10*time.Millisecond)
+}
+
+func (s *Scheduler) beat(ctx context.Context) {
+	res := s.db.WithContext(ctx).Exec("UPDATE chapkit_nodes SET heartbeat_ms = "+s.d.nowMS+" WHERE id = ?", s.node.ID)
+	switch {
+	case res.Error != nil:
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("write heartbeat", "error", res.Error)
+		if time.Since(time.UnixMilli(s.lastBeat.Load())) > s.cfg.RescueAfter*3/4 {
+			s.fence("no heartbeat written for three quarters of the rescue horizon")
+		}
+		return
+	case res.RowsAffected == 0:
+		// Another node declared this one dead and rescued its jobs: stop
+		// them here, then join again as a new registration.
+		s.fence("this node was declared dead by another")
+		if err := s.register(ctx); err != nil {
+			s.log.Warn("register node again", "error", err)
+			return
+		}
+	default:
+		s.lastBeat.Store(time.Now().UnixMilli())
+	}
+	s.unfence(ctx)
+	if n, err := s.countPending(ctx); err == nil {
+		s.mu.Lock()
+		s.pendingEst = n
+		s.mu.Unlock()
+	}
+	if s.renewLease(ctx) {
+		if _, err := s.rescueDead(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rescue dead nodes", "error", err)
+		}
+	}
+}
+
+// fence stops every job running on this node without recording anything:
+// the node can no longer prove it is alive, so another node will rescue
+// them, and they must not run twice.
+func (s *Scheduler) fence(reason string) {
+	s.mu.Lock()
+	already := s.fenced
+	s.fenced = true
+	entries := make([]*runEntry, 0, len(s.running))
+	for _, e := range s.running {
+		entries = append(entries, e)
+	}
+	s.mu.Unlock()
+	if !already {
+		s.log.Error("node fenced: running jobs stopped", "node", s.node.ID, "reason", reason, "jobs", len(entries))
+	}
+	for _, e := range entries {
+		s.cancelLocal(e.job.ID, ErrRescued)
+	}
+	s.leader.Store(false)
+}
+
+// unfence resumes claiming after a fence, once the heartbeat is written
+// again, and records as interrupted the jobs still marked running on this
+// node that it no longer runs.
+func (s *Scheduler) unfence(ctx context.Context) {
+	s.mu.Lock()
+	was := s.fenced
+	s.fenced = false
+	s.mu.Unlock()
+	if !was {
+		return
+	}
+	s.log.Info("node heartbeat restored; claiming jobs again", "node", s.node.ID)
+	var rows []Job
+	if err := s.db.WithContext(ctx).Where("status = ? AND node = ?", StatusRunning, s.node.ID).Find(&rows).Error; err != nil {
+		s.log.Warn("find jobs left by the fence", "error", err)
+		return
+	}
+	for i := range rows {
+		s.mu.Lock()
+		live := s.running[rows[i].ID] != nil
+		s.mu.Unlock()
+		if !live {
+			if _, err := s.interrupt(ctx, &rows[i], s.node.ID); err != nil {
+				s.log.Warn("record fenced job", "job_id", rows[i].ID, "error", err)
+			}
+		}
+	}
+	s.poke()
+}
+
+// renewLease takes or keeps the leader lease and reports whether this node
+// holds it. The lease lasts half the rescue horizon and is renewed every
+// fifth of it, so a dead leader's lease passes on within the horizon.
+func (s *Scheduler) renewLease(ctx context.Context) bool {
+	s.mu.Lock()
+	fenced := s.fenced
+	s.mu.Unlock()
+	if fenced {
+		s.leader.Store(false)
+		return false
+	}
+	ttl := max(s.cfg.RescueAfter/2, 20*time.Millisecond).Milliseconds()
+	res := s.db.WithContext(ctx).Exec(
+		"UPDATE chapkit_leases SET holder = ?, expires_ms = "+s.d.nowMS+" + ? WHERE name = ? AND (holder = ? OR expires_ms < "+s.d.nowMS+")",
+		s.node.ID, ttl, leaderLease, s.node.ID)
+	now := res.Error == nil && res.RowsAffected == 1
+	if res.Error != nil && ctx.Err() == nil {
+		s.log.Warn("renew leader lease", "error", res.Error)
+	}
+	if was := s.leader.Swap(now); was != now {
+		s.log.Info("leadership changed", "node", s.node.ID, "leader", now)
+	}
+	return now
+}
+
+// rescueDead rescues the jobs of every node whose heartbeat is older than
+// the rescue horizon, and of running jobs whose node row is gone.
+func (s *Scheduler) rescueDead(ctx context.Context) (int, error) {
+	var dead []Node
+	err := s.db.WithContext(ctx).Where("heartbeat_ms < "+s.d.nowMS+" - ? AND id <> ?", s.cfg.RescueAfter.Milliseconds(), s.node.ID).Find(&dead).Error
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for i := range dead {
+		n, err := s.rescueNode(ctx, &dead[i], true)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	n, err := s.rescueOrphans(ctx)
+	return total + n, err
+}
+
+// rescueNode removes a dead node's row, then interrupts its running jobs
+// and, when it ran on this host, kills what they started. stale asks the
+// removal to check that the heartbeat is still old, so a node that came
+// back meanwhile is left alone.
+func (s *Scheduler) rescueNode(ctx context.Context, dead *Node, stale bool) (int, error) {
+	q := s.db.WithContext(ctx).Where("id = ?", dead.ID)
+	if stale {
+		q = q.Where("heartbeat_ms < "+s.d.nowMS+" - ?", s.cfg.RescueAfter.Milliseconds())
+	}
+	res := q.Delete(&Node{})
+	if res.Error != nil {
+		return 0, res.Error
+	}
+	if res.RowsAffected == 0 {
+		return 0, nil // alive again, or rescued by another node already
+	}
+	var jobs []Job
+	if err := s.db.WithContext(ctx).Where("status = ? AND node = ?", StatusRunning, dead.ID).Find(&jobs).Error; err != nil {
+		return 0, err
+	}
+	s.log.Warn("rescuing jobs of a dead node", "dead_node", describeNode(dead), "jobs", len(jobs))
+	return s.rescueJobs(ctx, jobs, dead.ID, dead.Hostname == s.node.Hostname)
+}
+
+// rescueOrphans rescues running jobs whose node is unknown: rows written
+// by the single-node schema (no node), or by a node whose row was removed.
+func (s *Scheduler) rescueOrphans(ctx context.Context) (int, error) {
+	var jobs []Job
+	err := s.db.WithContext(ctx).Where("status = ? AND (node IS NULL OR node NOT IN (SELECT id FROM chapkit_nodes))", StatusRunning).Find(&jobs).Error
+	if err != nil || len(jobs) == 0 {
+		return 0, err
+	}
+	total := 0
+	for i := range jobs {
+		node := ""
+		if jobs[i].Node != nil {
+			node = *jobs[i].Node
+		}
+		// Jobs of the single-node schema were started by a process on
+		// this host (one process owned the database then).
+		n, err := s.rescueJobs(ctx, jobs[i:i+1], node, node == "")
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+func (s *Scheduler) rescueJobs(ctx context.Context, jobs []Job, node string, sameHost bool) (int, error) {
+	n := 0
+	for i := range jobs {
+		j := &jobs[i]
+		if sameHost && j.PGID != nil && *j.PGID > 1 {
+			s.killLeftovers(j.ID, *j.PGID)
+		}
+		updated, err := s.interrupt(ctx, j, node)
+		if err != nil {
+			return n, err
+		}
+		if updated != nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// killLeftovers kills what a rescued job started on this host, before the
+// job is recorded, so nothing a dead node started keeps running.
+func (s *Scheduler) killLeftovers(jobID string, pgid int) {
+	var err error
+	if s.cfg.KillLeftovers != nil {
+		err = s.cfg.KillLeftovers(jobID, pgid)
+	} else if kerr := syscall.Kill(-pgid, syscall.SIGKILL); kerr != nil && !errors.Is(kerr, syscall.ESRCH) {
+		err = kerr
+	}
+	if err != nil {
+		s.log.Warn("kill what a rescued job started", "job_id", jobID, "pgid", pgid, "error", err)
+	}
+}
+
+// Nodes lists the live nodes sharing the database, with the leader and
+// the number of jobs each runs.
+func (s *Scheduler) Nodes(ctx context.Context) ([]NodeInfo, error) {
+	var nodes []Node
+	db := s.db.WithContext(ctx)
+	if err := db.Where("heartbeat_ms >= "+s.d.nowMS+" - ?", s.cfg.RescueAfter.Milliseconds()).Order("started_ms, id").Find(&nodes).Error; err != nil {
+		return nil, err
+	}
+	var lease Lease
+	if err := db.Where("name = ? AND expires_ms >= "+s.d.nowMS, leaderLease).Limit(1).Find(&lease).Error; err != nil {
+		return nil, err
+	}
+	var counts []struct {
+		Node string
+		N    int
+	}
+	if err := db.Model(&Job{}).Select("node, count(*) AS n").Where("status = ?", StatusRunning).Group("node").Scan(&counts).Error; err != nil {
+		return nil, err
+	}
+	running := map[string]int{}
+	for _, c := range counts {
+		running[c.Node] = c.N
+	}
+	out := make([]NodeInfo, len(nodes))
+	for i, n := range nodes {
+		out[i] = NodeInfo{ID: n.ID, Hostname: n.Hostname, PID: n.PID, StartedAt: msTime(n.StartedMS), HeartbeatAt: msTime(n.HeartbeatMS),
+			Leader: lease.Holder == n.ID, Running: running[n.ID]}
+	}
+	return out, nil
+}
