@@ -69,7 +69,7 @@ type Run struct {
 }
 
 // SetProcessGroup records the process group of a shell job, so a restart
-// after a crash can kill it (CONTRACT D3).
+// after a crash can kill it (docs/jobs.md, recovery).
 func (r *Run) SetProcessGroup(ctx context.Context, pgid int) error {
 	return r.s.db.WithContext(ctx).Model(&Job{}).Where("id = ?", r.Job.ID).Update("pgid", pgid).Error
 }
@@ -238,7 +238,7 @@ func (s *Scheduler) Counts() (pending, running int) {
 	return len(s.queued), len(s.running)
 }
 
-// Start recovers the jobs a previous run left (CONTRACT D3) and starts
+// Start recovers the jobs a previous run left (docs/jobs.md) and starts
 // running jobs. Jobs found running are interrupted: their recorded process
 // group is killed and they fail (or go back to pending where retries are
 // configured). Jobs found pending are queued again in submission order.
@@ -703,7 +703,7 @@ func (s *Scheduler) changed(j *Job, from Status) {
 	}
 }
 
-// Stop drains the scheduler (CONTRACT D14): Submit answers ErrDraining,
+// Stop drains the scheduler (docs/jobs.md, drain): Submit answers ErrDraining,
 // waiting jobs stay pending in the database for the next start, running
 // jobs get until the drain deadline (Config.DrainTimeout, or ctx's deadline
 // when sooner). Jobs still running then are cancelled with ErrShutdown,

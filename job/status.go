@@ -3,7 +3,7 @@ package job
 // Status is the state of a job, spelled as on the wire.
 type Status string
 
-// The job states of CONTRACT §4.1. Completed, failed and canceled are terminal.
+// The job states (docs/jobs.md). Completed, failed and canceled are terminal.
 const (
 	StatusPending   Status = "pending"
 	StatusRunning   Status = "running"
