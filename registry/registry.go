@@ -1,6 +1,6 @@
 // Package registry holds named, typed task functions: the Go side of a
 // function ("python") task, whose command is a registered name and whose
-// parameters are a JSON object (CONTRACT §6).
+// parameters are a JSON object (docs/http-api.md, function tasks).
 //
 // Functions are registered with generics, so a wrong signature fails to
 // compile rather than at job time:
