@@ -33,7 +33,7 @@ type artifactInserter interface {
 }
 
 // Config wires a [Manager]. Jobs and Artifacts may be nil for a manager
-// that only stores tasks; Execute then answers the contract's 400s.
+// that only stores tasks; Execute then answers 400 (docs/http-api.md).
 type Config struct {
 	Jobs      jobSubmitter
 	Artifacts artifactInserter

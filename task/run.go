@@ -35,7 +35,7 @@ type ShellResult struct {
 	TimedOut        bool          `json:"timed_out,omitempty"`
 }
 
-// functionSnapshot is the task as a function artifact records it (§4.5).
+// functionSnapshot is the task as a function artifact records it (docs/jobs.md).
 type functionSnapshot struct {
 	ID         string          `json:"id"`
 	Command    string          `json:"command"`
