@@ -12,7 +12,7 @@ const (
 	StatusCanceled  Status = "canceled"
 )
 
-// Statuses lists every status in the order the contract names them.
+// Statuses lists every status in the order chapkit clients list them.
 var Statuses = []Status{StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
 
 // Terminal reports whether no further transition can follow s.
