@@ -98,7 +98,7 @@ type Error struct {
 	Kind Kind
 	// Op names the operation that failed ("task.Manager.Execute"); logs only.
 	Op string
-	// Detail is the client-facing text, worded as the contract pins it.
+	// Detail is the client-facing text, worded as chapkit clients expect it.
 	Detail string
 	// Instance overrides the problem instance; empty means the request URL.
 	Instance string

@@ -303,7 +303,7 @@ func checkName(name string) error {
 	return nil
 }
 
-// sentinelError carries a message worded as the contract pins it while
+// sentinelError carries a message worded as chapkit clients expect it while
 // matching a sentinel under errors.Is.
 type sentinelError struct {
 	msg  string
