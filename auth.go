@@ -65,7 +65,8 @@ func (b *ServiceBuilder) WithAuthFromEnv() *ServiceBuilder {
 	return b.WithAuth(AuthConfig{})
 }
 
-// errNoKeys is the contract's text for an empty key set.
+// errNoKeys is the error for an empty key set, worded as the Python
+// framework words it.
 var errNoKeys = errors.New("No API keys configured. Provide api_keys, api_key_file, or set environment variable.")
 
 // resolveAuth resolves the keys and the defaults of cfg for the HTTP layer.

@@ -275,7 +275,7 @@ func TestTaskDeletedBeforeItsJobRuns(t *testing.T) {
 }
 
 // TestExecuteDuringDrain: once Shutdown began, $execute is 503 with
-// Retry-After (CONTRACT D14).
+// Retry-After (docs/jobs.md, drain).
 func TestExecuteDuringDrain(t *testing.T) {
 	t.Parallel()
 	app := newApp(t)

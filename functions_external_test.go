@@ -288,7 +288,7 @@ func TestOrphanValidationAtStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The task table still names removed_later, which the next build of
-	// the program no longer registers: start-up disables it (D8).
+	// the program no longer registers: start-up disables it.
 	app2 := functionApp(t, db, reg)
 	for id, want := range map[string]bool{kept.ID: true, gone.ID: false, shell.ID: true} {
 		got, err := app2.Tasks().Get(ctx, id)

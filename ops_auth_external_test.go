@@ -32,7 +32,7 @@ func withAuth(cfg chapkit.AuthConfig) func(*chapkit.ServiceBuilder) *chapkit.Ser
 	}
 }
 
-// unauthorized is the 401 body of CONTRACT §4.10.
+// unauthorized is the 401 body (docs/http-api.md, authentication).
 func unauthorized(detail, instance string) map[string]any {
 	return map[string]any{"type": "urn:chapkit:error:unauthorized", "title": "Unauthorized", "status": float64(401),
 		"detail": detail, "instance": instance}
@@ -47,8 +47,8 @@ func writeFile(t testing.TB, content string) string {
 	return p
 }
 
-// TestOpsAuthRequests checks every request rule of CONTRACT §4.10 (§8
-// items 139-142).
+// TestOpsAuthRequests checks every request rule of API-key authentication
+// (docs/http-api.md).
 func TestOpsAuthRequests(t *testing.T) {
 	app := newApp(t, withAuth(chapkit.AuthConfig{APIKeys: []string{testKey, otherTestKey}}),
 		func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder { return b.WithMonitoring().WithDocs() })
@@ -137,8 +137,9 @@ func TestOpsAuthConfig(t *testing.T) {
 	})
 }
 
-// TestOpsAuthKeySources checks where keys come from (CONTRACT §4.10, D9;
-// §8 items 136-137) and the Build errors of a misconfiguration.
+// TestOpsAuthKeySources checks where keys come from (code, key file,
+// environment variable, then the file the environment names) and the Build
+// errors of a misconfiguration.
 func TestOpsAuthKeySources(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.txt")
 	tests := []struct {
@@ -170,9 +171,9 @@ func TestOpsAuthKeySources(t *testing.T) {
 			wantErr: "No API keys configured. Provide api_keys, api_key_file, or set environment variable."},
 		{name: "empty code keys", cfg: chapkit.AuthConfig{APIKeys: []string{}}, env: map[string]string{"CHAPKIT_API_KEYS": testKey},
 			wantErr: "No API keys configured. Provide api_keys, api_key_file, or set environment variable."},
-		{name: "D9 key file variable", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": "\n" + testKey + "\n"},
+		{name: "key file variable", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": "\n" + testKey + "\n"},
 			valid: []string{testKey}, invalid: []string{otherTestKey}},
-		{name: "D9 missing file", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": missing},
+		{name: "key file variable, missing file", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": missing},
 			wantErr: "API key file not found: " + missing},
 	}
 	for _, tc := range tests {
@@ -212,7 +213,7 @@ func TestOpsAuthKeySources(t *testing.T) {
 	}
 }
 
-// TestOpsAuthLoaders checks the exported key helpers (§8 items 136-138).
+// TestOpsAuthLoaders checks the exported key helpers.
 func TestOpsAuthLoaders(t *testing.T) {
 	t.Setenv("OPS_TEST_KEYS", " a , b,,c ")
 	if got, want := strings.Join(chapkit.LoadAPIKeysFromEnv("OPS_TEST_KEYS"), "|"), "a|b|c"; got != want {
@@ -257,7 +258,7 @@ func withLogBuffer(buf *syncBuffer) func(*chapkit.ServiceBuilder) *chapkit.Servi
 }
 
 // TestOpsAuthLogs checks that the direct-keys warning is logged once per
-// app (§8 item 143) and that no log line ever holds more than the key prefix.
+// app and that no log line ever holds more than the key prefix.
 func TestOpsAuthLogs(t *testing.T) {
 	var buf syncBuffer
 	b := builderFor(t)

@@ -26,7 +26,7 @@ func withLogging(buf *syncBuffer) func(*chapkit.ServiceBuilder) *chapkit.Service
 	}
 }
 
-// TestOpsRequestID checks X-Request-ID (CONTRACT §4.13, §8 item 147).
+// TestOpsRequestID checks the X-Request-ID header (docs/http-api.md).
 func TestOpsRequestID(t *testing.T) {
 	var buf syncBuffer
 	h := newApp(t, withLogging(&buf)).Handler()

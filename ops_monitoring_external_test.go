@@ -62,8 +62,7 @@ func withMonitoring(cfg ...chapkit.MonitoringConfig) func(*chapkit.ServiceBuilde
 	return func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder { return b.WithMonitoring(cfg...) }
 }
 
-// TestOpsMetricsEndpoint checks the exposition itself (CONTRACT §3.6, §8
-// item 126): content type, HELP and TYPE lines, the runtime and process
+// TestOpsMetricsEndpoint checks the exposition itself: content type, HELP and TYPE lines, the runtime and process
 // collectors and the service_name label.
 func TestOpsMetricsEndpoint(t *testing.T) {
 	t.Run("default prefix", func(t *testing.T) {
@@ -164,7 +163,7 @@ func TestOpsMetricsJobs(t *testing.T) {
 	}{
 		{"chapkit_jobs_submitted_total", kind, 3},
 		// A shell command that exits non-zero still completes its job: the
-		// exit code is in the artifact (CONTRACT §4.4).
+		// exit code is in the artifact.
 		{"chapkit_jobs_finished_total", map[string]string{"kind": task.JobKind, "status": "completed"}, 3},
 		{"chapkit_job_duration_seconds", map[string]string{"kind": task.JobKind, "status": "completed"}, 3},
 		{"chapkit_jobs_pending", nil, 0},
@@ -194,8 +193,7 @@ func TestOpsMetricsJobs(t *testing.T) {
 	})
 }
 
-// TestOpsMetricsTwoApps builds two monitored apps in one process (CONTRACT
-// §4.11, §8 item 127): neither fails, and each counts only its own requests.
+// TestOpsMetricsTwoApps builds two monitored apps in one process: neither fails, and each counts only its own requests.
 func TestOpsMetricsTwoApps(t *testing.T) {
 	one := newApp(t, withMonitoring(chapkit.MonitoringConfig{ServiceName: "one"}))
 	two := newApp(t, withMonitoring(chapkit.MonitoringConfig{ServiceName: "two"}))

@@ -11,9 +11,9 @@ import (
 	"github.com/chapkit-go/chapkit/registry"
 )
 
-// TestJobsSurviveRestart: job records live in the database (CONTRACT D3);
+// TestJobsSurviveRestart: job records live in the database (docs/jobs.md);
 // a drain that runs out of time records the running job as interrupted
-// and leaves the queued one pending, and the next start runs it (D14).
+// and leaves the queued one pending, and the next start runs it.
 func TestJobsSurviveRestart(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "durable.db")
@@ -65,7 +65,7 @@ func TestJobsSurviveRestart(t *testing.T) {
 }
 
 // TestPendingBound: past JobsConfig.MaxPending waiting jobs, $execute is
-// 503 problem+json with Retry-After and creates no job (CONTRACT D15).
+// 503 problem+json with Retry-After and creates no job (docs/limits.md).
 func TestPendingBound(t *testing.T) {
 	t.Parallel()
 	app := newApp(t, func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder {

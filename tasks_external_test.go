@@ -341,7 +341,7 @@ func TestTaskPatch(t *testing.T) {
 	})
 
 	// A wrong type, or null for command, task_type or enabled, is a 422
-	// and changes nothing (CONTRACT §3.1 PATCH).
+	// and changes nothing.
 	bad := []struct {
 		name  string
 		patch string
