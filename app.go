@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/inject"
+	"github.com/chapkit-go/chapkit/internal/httpapi"
 	"github.com/chapkit-go/chapkit/internal/sqlitedb"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
@@ -34,10 +32,9 @@ type Database struct {
 // Handler serves HTTP, Shutdown drains and stops. It is safe for
 // concurrent use; it cannot be started again after Shutdown.
 type App struct {
-	info      ServiceInfo
+	s         settings // resolved by Build, never modified
 	log       *slog.Logger
-	echo      *echo.Echo
-	b         builderState
+	http      *httpapi.Server
 	registry  *registry.Registry
 	container *inject.Container
 
@@ -52,92 +49,27 @@ type App struct {
 	started   bool
 	stopped   bool
 	server    *http.Server
-	draining  atomic.Bool
-	closing   chan struct{} // closed when the drain begins: SSE streams end
 	pruneStop chan struct{} // closes the background pruner
 	pruneDone chan struct{}
 	connsMu   sync.Mutex
 	newConns  map[net.Conn]struct{} // connections that have not sent a request yet
-	streams   atomic.Int64
 }
 
-// builderState is the copy of the builder's settings an app keeps.
-type builderState struct {
-	dbTarget  string
-	dbHandle  *gorm.DB
-	dbDialect gorm.Dialector
-	dbOpts    DatabaseOptions
-	health    *HealthConfig
-	system    bool
-	artifacts *ArtifactsConfig
-	hierarchy *artifact.Hierarchy
-	jobs      *JobsConfig
-	tasks     *TasksConfig
-	limits    Limits
-	startup   []Hook
-	shutdown  []Hook
-	ops       opsConfig
-	handlers  map[string]job.Handler
-}
-
-func newApp(b *ServiceBuilder) *App {
-	log := b.logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	st := builderState{
-		dbTarget: b.dbTarget, dbHandle: b.dbHandle, dbDialect: b.dbDialect, dbOpts: b.dbOpts,
-		system: b.system, limits: b.limits,
-		startup: slices.Clone(b.startup), shutdown: slices.Clone(b.shutdown),
-		ops: b.ops.clone(), handlers: maps.Clone(b.handlers),
-	}
-	if b.health != nil {
-		h := *b.health
-		h.Checks = slices.Clone(h.Checks)
-		st.health = &h
-	}
-	if b.artifacts != nil {
-		c, h := *b.artifacts, *b.hierarchy
-		h.LevelLabels = maps.Clone(h.LevelLabels)
-		st.artifacts, st.hierarchy = &c, &h
-	}
-	if b.jobs != nil {
-		c := *b.jobs
-		if c.Retention != nil {
-			r := *c.Retention
-			c.Retention = &r
-		}
-		st.jobs = &c
-	}
-	if b.tasks != nil {
-		c := *b.tasks
-		st.tasks = &c
-	}
-	if st.limits.MaxBodyBytes <= 0 {
-		st.limits.MaxBodyBytes = 1 << 20
-	}
-	if st.limits.MaxStreams <= 0 {
-		st.limits.MaxStreams = 1000
-	}
-	info := b.info
-	info.Extra = maps.Clone(info.Extra)
-	a := &App{info: info, log: log, b: st, closing: make(chan struct{}), container: b.container.Clone()}
-	if b.registry != nil {
-		a.registry = b.registry
-	}
+func newApp(b *ServiceBuilder, s settings) *App {
+	a := &App{s: s, log: s.log, registry: b.registry, container: b.container.Clone()}
 	a.provideBuiltins()
-	a.echo = a.newEcho()
-	a.mountRoutes()
+	a.http = httpapi.New(s.http)
 	for _, f := range b.routes {
 		f(a)
 	}
-	a.mountOps()
+	a.http.MountOps()
 	return a
 }
 
 // provideBuiltins makes the framework's values injectable. They resolve
 // per execution, because they exist only once Start opened the database;
-// the *gorm.DB is bound to the job's context (CONTRACT §6.3).
+// the *gorm.DB is bound to the job's context, so a function's queries end
+// with its job.
 func (a *App) provideBuiltins() {
 	c := a.container
 	_ = inject.ProvideFunc[*gorm.DB](c, func(ctx context.Context) (*gorm.DB, error) {
@@ -146,12 +78,12 @@ func (a *App) provideBuiltins() {
 	_ = inject.ProvideFunc[*Database](c, func(ctx context.Context) (*Database, error) {
 		return &Database{DB: a.db}, nil
 	})
-	if a.b.artifacts != nil {
+	if a.s.hierarchy != nil {
 		_ = inject.ProvideFunc[*artifact.Manager](c, func(ctx context.Context) (*artifact.Manager, error) {
 			return a.artifacts, nil
 		})
 	}
-	if a.b.jobs != nil {
+	if a.s.jobs != nil {
 		_ = inject.ProvideFunc[*job.Scheduler](c, func(ctx context.Context) (*job.Scheduler, error) {
 			return a.sched, nil
 		})
@@ -159,10 +91,11 @@ func (a *App) provideBuiltins() {
 }
 
 // Handler returns the app's HTTP handler. Call Start first.
-func (a *App) Handler() http.Handler { return a.echo }
+func (a *App) Handler() http.Handler { return a.http.Echo() }
 
-// Echo returns the underlying Echo instance, for custom routes and middleware.
-func (a *App) Echo() *echo.Echo { return a.echo }
+// Echo returns the underlying Echo instance, for custom routes and
+// middleware. This is the only place the root package exposes Echo.
+func (a *App) Echo() *echo.Echo { return a.http.Echo() }
 
 // DB returns the database handle; nil before Start.
 func (a *App) DB() *gorm.DB { return a.db }
@@ -183,10 +116,11 @@ func (a *App) Registry() *registry.Registry { return a.registry }
 // Logger returns the app's logger.
 func (a *App) Logger() *slog.Logger { return a.log }
 
-// Start runs the start-up sequence of CONTRACT §5.4: open the database and
-// its schema, recover jobs (D3), run the start-up hooks, validate orphaned
-// function tasks (D8). It does not listen; see [App.ListenAndServe] and
-// [App.Run]. A failing step aborts Start and is returned.
+// Start runs the start-up sequence: open the database and create its
+// schema, recover the jobs a previous process left (docs/jobs.md), run
+// the start-up hooks, then disable "python" tasks whose function is not
+// registered. It does not listen; see [App.ListenAndServe] and [App.Run].
+// A failing step aborts Start, undoes what it did and is returned.
 func (a *App) Start(ctx context.Context) (err error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -201,57 +135,55 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.openDatabase(ctx); err != nil {
 		return err
 	}
-	if a.b.artifacts != nil {
+	if a.s.hierarchy != nil {
 		if err := artifact.Migrate(ctx, a.db); err != nil {
 			return fmt.Errorf("chapkit: migrate artifacts: %w", err)
 		}
-		a.artifacts = artifact.NewManager(a.db, a.b.hierarchy)
+		a.artifacts = artifact.NewManager(a.db, a.s.hierarchy)
 	}
-	if a.b.tasks != nil {
+	if a.s.tasks != nil {
 		if err := task.Migrate(ctx, a.db); err != nil {
 			return fmt.Errorf("chapkit: migrate tasks: %w", err)
 		}
 	}
-	if a.b.jobs != nil {
+	if a.s.jobs != nil {
 		if err := job.Migrate(ctx, a.db); err != nil {
 			return fmt.Errorf("chapkit: migrate jobs: %w", err)
 		}
-		a.sched = job.New(a.db, job.Config{
-			MaxConcurrency: a.b.jobs.MaxConcurrency, MaxPending: a.b.jobs.MaxPending,
-			DrainTimeout: a.b.jobs.DrainTimeout, RetryInterrupted: a.b.jobs.RetryInterrupted,
-			Logger: a.log, Observer: a.jobObserver(),
-		})
+		cfg := *a.s.jobs
+		cfg.Logger, cfg.Observer = a.log, a.http.JobObserver()
+		a.sched = job.New(a.db, cfg)
 	}
-	if a.b.tasks != nil {
-		a.tasks = task.NewManager(a.db, task.Config{
-			Jobs: a.sched, Artifacts: a.artifacts, Registry: a.registry, Container: a.container,
-			MaxOutput: a.b.tasks.MaxOutput, DefaultTimeout: a.b.tasks.DefaultTimeout, Logger: a.log,
-		})
+	if a.s.tasks != nil {
+		cfg := *a.s.tasks
+		cfg.Jobs, cfg.Artifacts, cfg.Registry, cfg.Container, cfg.Logger = a.sched, a.artifacts, a.registry, a.container, a.log
+		a.tasks = task.NewManager(a.db, cfg)
 		if err := a.sched.Handle(task.JobKind, a.tasks.RunJob); err != nil {
 			return err
 		}
 	}
-	for kind, h := range a.b.handlers {
+	for kind, h := range a.s.handlers {
 		if err := a.sched.Handle(kind, h); err != nil {
 			return err
 		}
 	}
+	a.http.Attach(httpapi.Managers{DB: a.db, Scheduler: a.sched, Tasks: a.tasks, Artifacts: a.artifacts})
 	if a.sched != nil {
 		if err := a.sched.Start(ctx); err != nil {
 			return err
 		}
 	}
-	for i, h := range a.b.startup {
+	for i, h := range a.s.startup {
 		if err := h(ctx, a); err != nil {
 			return fmt.Errorf("chapkit: start-up hook %d: %w", i+1, err)
 		}
 	}
-	if a.tasks != nil && !a.b.tasks.SkipOrphanValidation {
+	if a.tasks != nil && !a.s.skipOrphanValidate {
 		if _, err := a.tasks.ValidateOrphans(ctx, a.registry); err != nil {
 			return fmt.Errorf("chapkit: orphan validation: %w", err)
 		}
 	}
-	if a.b.jobs != nil && a.b.jobs.Retention != nil {
+	if a.s.retention != nil {
 		a.pruneStop, a.pruneDone = make(chan struct{}), make(chan struct{})
 		go a.runPruner(a.pruneStop, a.pruneDone)
 	}
@@ -279,19 +211,18 @@ func (a *App) abortStart() {
 }
 
 func (a *App) openDatabase(ctx context.Context) error {
+	d := a.s.db
 	switch {
-	case a.b.dbHandle != nil:
-		a.db = a.b.dbHandle
-	case a.b.dbDialect != nil:
-		db, err := gorm.Open(a.b.dbDialect, &gorm.Config{TranslateError: true, SkipDefaultTransaction: true})
+	case d.handle != nil:
+		a.db = d.handle
+	case d.dialect != nil:
+		db, err := gorm.Open(d.dialect, &gorm.Config{TranslateError: true, SkipDefaultTransaction: true})
 		if err != nil {
 			return fmt.Errorf("chapkit: open database: %w", err)
 		}
 		a.db, a.ownsDB = db, true
 	default:
-		db, err := sqlitedb.Open(a.b.dbTarget, sqlitedb.Config{
-			Synchronous: a.b.dbOpts.Synchronous, BusyTimeout: a.b.dbOpts.BusyTimeout, Logger: a.log,
-		})
+		db, err := sqlitedb.Open(d.target, d.sqlite)
 		if err != nil {
 			return fmt.Errorf("chapkit: %w", err)
 		}
@@ -301,7 +232,7 @@ func (a *App) openDatabase(ctx context.Context) error {
 }
 
 // ValidateOrphanedTasks disables every "python" task whose function is not
-// registered and returns how many there are (CONTRACT §4.7). It returns 0
+// registered and returns how many there are. It returns 0
 // for an app without tasks or before Start.
 func ValidateOrphanedTasks(ctx context.Context, a *App) (int, error) {
 	if a == nil || a.tasks == nil {
@@ -328,7 +259,7 @@ func (a *App) Serve(ln net.Listener) error {
 		_ = ln.Close()
 		return errors.New("chapkit: app is shut down")
 	}
-	srv := &http.Server{Handler: a.echo, ReadHeaderTimeout: 30 * time.Second, ConnState: a.trackConn}
+	srv := &http.Server{Handler: a.http.Echo(), ReadHeaderTimeout: 30 * time.Second, ConnState: a.trackConn}
 	a.server = srv
 	a.mu.Unlock()
 	a.log.Info("serving", "addr", ln.Addr().String())
@@ -338,8 +269,8 @@ func (a *App) Serve(ln net.Listener) error {
 	return nil
 }
 
-// Run starts the app, serves addr, and shuts down (draining, CONTRACT D14)
-// when ctx is done. It returns after the shutdown; a drain that ran into
+// Run starts the app, serves addr, and shuts down (draining, see
+// [App.Shutdown]) when ctx is done. It returns after the shutdown; a drain that ran into
 // its deadline is logged, not returned, since interrupted jobs are recorded.
 func (a *App) Run(ctx context.Context, addr string) error {
 	if err := a.Start(ctx); err != nil {
@@ -380,13 +311,11 @@ func (a *App) Shutdown(ctx context.Context) error {
 	srv := a.server
 	a.mu.Unlock()
 
-	a.draining.Store(true)
-	close(a.closing)
+	a.http.Drain()
 	var errs []error
-	// The scheduler drains before the server stops (STYLE §5 has it the
-	// other way round): while running jobs finish, clients can still read
-	// their status and get the documented 503 from $execute (CONTRACT D14)
-	// instead of a refused connection.
+	// The scheduler drains before the server stops, not after: while
+	// running jobs finish, clients can still read their status and get the
+	// documented 503 from $execute instead of a refused connection.
 	if a.sched != nil {
 		if err := a.sched.Stop(ctx); err != nil {
 			errs = append(errs, err)
@@ -401,7 +330,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 		close(a.pruneStop)
 		<-a.pruneDone
 	}
-	for i, h := range a.b.shutdown {
+	for i, h := range a.s.shutdown {
 		if err := h(ctx, a); err != nil {
 			errs = append(errs, fmt.Errorf("chapkit: shutdown hook %d: %w", i+1, err))
 		}

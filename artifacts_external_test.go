@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chapkit-go/chapkit"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 const artPrefix = "/api/v1/artifacts"
@@ -51,14 +53,14 @@ func TestArtifactCRUD(t *testing.T) {
 	leaf2ID := leaf2["id"].(string)
 
 	t.Run("GET returns the plain artifact", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, artPrefix+"/"+childID, "", ""), http.StatusOK, ctJSON, child)
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/"+childID, "", ""), http.StatusOK, ctJSON, child)
 	})
 
 	t.Run("$expand labels the level, children null", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, artPrefix+"/"+rootID+"/$expand", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, artPrefix+"/"+rootID+"/$expand", "", "")
 		want := withEntries(root, "level_label", "execution", "hierarchy", "task_executions", "children", nil, "config", nil)
 		expect(t, rec, http.StatusOK, ctJSON, want)
-		rec = request(t, h, http.MethodGet, artPrefix+"/"+childID+"/$expand", "", "")
+		rec = testkit.Request(t, h, http.MethodGet, artPrefix+"/"+childID+"/$expand", "", "")
 		want = withEntries(child, "level_label", "level_1", "hierarchy", "task_executions", "children", nil, "config", nil)
 		expect(t, rec, http.StatusOK, ctJSON, want)
 	})
@@ -73,19 +75,19 @@ func TestArtifactCRUD(t *testing.T) {
 		want := node(root, "execution",
 			node(child, "level_1", node(grand, "level_2")),
 			node(leaf2, "level_1"))
-		expect(t, request(t, h, http.MethodGet, artPrefix+"/"+rootID+"/$tree", "", ""), http.StatusOK, ctJSON, want)
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/"+rootID+"/$tree", "", ""), http.StatusOK, ctJSON, want)
 		// A subtree may start below the root.
-		expect(t, request(t, h, http.MethodGet, artPrefix+"/"+childID+"/$tree", "", ""), http.StatusOK, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/"+childID+"/$tree", "", ""), http.StatusOK, ctJSON,
 			node(child, "level_1", node(grand, "level_2")))
 	})
 
 	t.Run("list is by id, with pagination", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, artPrefix, "", "")
+		rec := testkit.Request(t, h, http.MethodGet, artPrefix, "", "")
 		expect(t, rec, http.StatusOK, ctJSON, []any{root, child, grand, leaf2})
-		rec = request(t, h, http.MethodGet, artPrefix+"?page=2&size=3", "", "")
+		rec = testkit.Request(t, h, http.MethodGet, artPrefix+"?page=2&size=3", "", "")
 		expect(t, rec, http.StatusOK, ctJSON, map[string]any{"items": []any{leaf2}, "total": float64(4), "page": float64(2),
 			"size": float64(3), "pages": float64(2)})
-		rec = request(t, h, http.MethodGet, artPrefix+"?page=0&size=3", "", "")
+		rec = testkit.Request(t, h, http.MethodGet, artPrefix+"?page=0&size=3", "", "")
 		expect(t, rec, http.StatusUnprocessableEntity, ctJSON, nil)
 		if got := object(t, rec.Body.Bytes()); got["detail"] != "Validation error" {
 			t.Errorf("page=0 body = %v", got)
@@ -95,7 +97,7 @@ func TestArtifactCRUD(t *testing.T) {
 	t.Run("PUT moves a subtree and re-levels it", func(t *testing.T) {
 		rec := doJSON(t, h, http.MethodPut, artPrefix+"/"+childID, `{"data":{"name":"child"},"parent_id":"`+leaf2ID+`"}`)
 		expect(t, rec, http.StatusOK, ctJSON, artifactOut(childID, map[string]any{"name": "child"}, leaf2ID, 2), ignoreTimes)
-		expect(t, request(t, h, http.MethodGet, artPrefix+"/"+grandID, "", ""), http.StatusOK, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/"+grandID, "", ""), http.StatusOK, ctJSON,
 			artifactOut(grandID, []any{float64(1), "two", nil}, childID, 3), ignoreTimes)
 		// null data and an omitted parent keep both.
 		rec = doJSON(t, h, http.MethodPut, artPrefix+"/"+childID, `{"data":null}`)
@@ -103,16 +105,16 @@ func TestArtifactCRUD(t *testing.T) {
 	})
 
 	t.Run("DELETE detaches children, keeping their level", func(t *testing.T) {
-		if rec := request(t, h, http.MethodDelete, artPrefix+"/"+leaf2ID, "", ""); rec.Code != http.StatusNoContent || rec.Body.Len() != 0 {
+		if rec := testkit.Request(t, h, http.MethodDelete, artPrefix+"/"+leaf2ID, "", ""); rec.Code != http.StatusNoContent || rec.Body.Len() != 0 {
 			t.Fatalf("DELETE: %d %q", rec.Code, rec.Body.String())
 		}
-		expect(t, request(t, h, http.MethodGet, artPrefix+"/"+childID, "", ""), http.StatusOK, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/"+childID, "", ""), http.StatusOK, ctJSON,
 			artifactOut(childID, map[string]any{"name": "child"}, nil, 2), ignoreTimes)
-		expect(t, request(t, h, http.MethodGet, artPrefix+"/"+leaf2ID, "", ""), http.StatusNotFound, ctProblem, entityNotFound(artPrefix, leaf2ID))
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/"+leaf2ID, "", ""), http.StatusNotFound, ctProblem, entityNotFound(artPrefix, leaf2ID))
 	})
 
 	t.Run("$schema", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, artPrefix+"/$schema", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, artPrefix+"/$schema", "", "")
 		expect(t, rec, http.StatusOK, ctJSON, nil)
 		s := object(t, rec.Body.Bytes())
 		if s["title"] != "ArtifactOut" || !cmp.Equal(s["required"], []any{"id", "created_at", "updated_at", "data", "level"}) {
@@ -153,7 +155,7 @@ func TestArtifactErrors(t *testing.T) {
 	})
 
 	t.Run("nothing was stored", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, artPrefix, "", ""), http.StatusOK, ctJSON, []any{})
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix, "", ""), http.StatusOK, ctJSON, []any{})
 	})
 
 	for _, tc := range []struct{ method, suffix, body string }{
@@ -177,7 +179,7 @@ func TestArtifactErrors(t *testing.T) {
 	}
 	for _, op := range []string{"$expand", "$tree"} {
 		t.Run(op+" unknown is 404 detail", func(t *testing.T) {
-			expect(t, request(t, h, http.MethodGet, artPrefix+"/"+unknownID+"/"+op, "", ""), http.StatusNotFound, ctJSON,
+			expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/"+unknownID+"/"+op, "", ""), http.StatusNotFound, ctJSON,
 				detail("Artifact with id "+unknownID+" not found"))
 		})
 	}
@@ -204,7 +206,7 @@ func TestArtifactsReadOnly(t *testing.T) {
 	}
 	t.Run("reads still work", func(t *testing.T) {
 		for _, p := range []string{artPrefix, artPrefix + "/" + id, artPrefix + "/" + id + "/$expand", artPrefix + "/" + id + "/$tree", artPrefix + "/$schema"} {
-			if rec := request(t, h, http.MethodGet, p, "", ""); rec.Code != http.StatusOK {
+			if rec := testkit.Request(t, h, http.MethodGet, p, "", ""); rec.Code != http.StatusOK {
 				t.Errorf("GET %s: %d", p, rec.Code)
 			}
 		}

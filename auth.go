@@ -2,20 +2,18 @@ package chapkit
 
 import (
 	"bufio"
+	"cmp"
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 
-	"github.com/labstack/echo/v4"
-
-	"github.com/chapkit-go/chapkit/problem"
+	"github.com/chapkit-go/chapkit/internal/httpapi"
 )
 
-// AuthConfig configures API-key authentication (CONTRACT §4.10). The zero
+// AuthConfig configures API-key authentication (docs/http-api.md). The zero
 // value reads the keys from the CHAPKIT_API_KEYS environment variable (or
 // the file named by CHAPKIT_API_KEY_FILE) and expects them in X-API-Key.
 type AuthConfig struct {
@@ -41,17 +39,50 @@ type AuthConfig struct {
 const DefaultAPIKeysEnv = "CHAPKIT_API_KEYS"
 
 // APIKeyFileEnv names the environment variable that holds the path of an
-// API key file, read when no keys and no file are given in code (CONTRACT D9).
+// API key file, read when no keys and no file are given in code and the
+// variable of the keys is empty.
 const APIKeyFileEnv = "CHAPKIT_API_KEY_FILE"
 
-// defaultUnauthenticatedPaths are served without a key unless
-// AuthConfig.UnauthenticatedPaths says otherwise.
-var defaultUnauthenticatedPaths = []string{"/docs", "/redoc", "/openapi.json", "/health", "/"}
+// WithAuth turns on API-key authentication in front of every route: a
+// request without a valid key gets 401, before routing, so unknown paths
+// too. Keys are resolved when Build runs: a missing key file or an empty
+// key set is a Build error.
+func (b *ServiceBuilder) WithAuth(cfg AuthConfig) *ServiceBuilder {
+	cfg.APIKeys = slices.Clone(cfg.APIKeys) // keeps nil apart from empty
+	cfg.UnauthenticatedPaths = slices.Clone(cfg.UnauthenticatedPaths)
+	b.auth = &cfg
+	return b
+}
 
-// authConfig is what WithAuth records; keys are resolved by validate.
-type authConfig struct {
-	cfg  AuthConfig
-	keys *resolvedKeys
+// WithAuthFromEnv turns on authentication with the defaults of [AuthConfig]
+// only when CHAPKIT_API_KEYS or CHAPKIT_API_KEY_FILE is set, and leaves
+// every route open otherwise, as the example services of the Python
+// framework behave. The variables are read when it is called.
+func (b *ServiceBuilder) WithAuthFromEnv() *ServiceBuilder {
+	if os.Getenv(DefaultAPIKeysEnv) == "" && os.Getenv(APIKeyFileEnv) == "" {
+		return b
+	}
+	return b.WithAuth(AuthConfig{})
+}
+
+// errNoKeys is the error for an empty key set, worded as the Python
+// framework words it.
+var errNoKeys = errors.New("No API keys configured. Provide api_keys, api_key_file, or set environment variable.")
+
+// resolveAuth resolves the keys and the defaults of cfg for the HTTP layer.
+func resolveAuth(cfg AuthConfig) (*httpapi.Auth, error) {
+	k, err := resolveKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
+	exempt := cfg.UnauthenticatedPaths
+	if len(exempt) == 0 {
+		exempt = defaultUnauthenticatedPaths
+	}
+	return &httpapi.Auth{
+		Header: cmp.Or(cfg.HeaderName, defaultAPIKeyHeader), Keys: k.keys,
+		Exempt: slices.Clone(exempt), Source: k.source, From: k.from,
+	}, nil
 }
 
 // resolvedKeys is the key set of an app and where it came from.
@@ -61,35 +92,11 @@ type resolvedKeys struct {
 	from   string // the file path or variable name
 }
 
-// WithAuth turns on API-key authentication in front of every route
-// (CONTRACT §4.10). Keys are resolved when Build runs: a missing key file
-// or an empty key set is a Build error.
-func (b *ServiceBuilder) WithAuth(cfg AuthConfig) *ServiceBuilder {
-	cfg.APIKeys = slices.Clone(cfg.APIKeys) // keeps nil apart from empty
-	cfg.UnauthenticatedPaths = slices.Clone(cfg.UnauthenticatedPaths)
-	b.ops.auth = &authConfig{cfg: cfg}
-	return b
-}
-
-// WithAuthFromEnv turns on authentication with the defaults of [AuthConfig]
-// only when CHAPKIT_API_KEYS or CHAPKIT_API_KEY_FILE is set, and leaves
-// every route open otherwise: the behaviour of the example services
-// (CONTRACT Appendix A.0). The variables are read when it is called.
-func (b *ServiceBuilder) WithAuthFromEnv() *ServiceBuilder {
-	if os.Getenv(DefaultAPIKeysEnv) == "" && os.Getenv(APIKeyFileEnv) == "" {
-		return b
-	}
-	return b.WithAuth(AuthConfig{})
-}
-
-// errNoKeys is the contract's text for an empty key set.
-var errNoKeys = errors.New("No API keys configured. Provide api_keys, api_key_file, or set environment variable.")
-
 // resolveKeys reads the keys from the first configured source: keys in
 // code, the key file, the environment variable, then the file named by
-// CHAPKIT_API_KEY_FILE (CONTRACT D9).
+// CHAPKIT_API_KEY_FILE when the variable is empty.
 func resolveKeys(cfg AuthConfig) (*resolvedKeys, error) {
-	envVar := orDefault(cfg.EnvVar, DefaultAPIKeysEnv)
+	envVar := cmp.Or(cfg.EnvVar, DefaultAPIKeysEnv)
 	var r resolvedKeys
 	switch {
 	case cfg.APIKeys != nil:
@@ -170,90 +177,7 @@ func LoadAPIKeysFromFile(path string) ([]string, error) {
 // (16 characters or more). Nothing enforces it; it is for key tooling.
 func ValidateAPIKeyFormat(key string) bool { return len(key) >= 16 }
 
-// keyPrefix is the only part of a key that is ever logged: its first 7
-// characters, or *** for a shorter key.
-func keyPrefix(key string) string {
-	if len(key) < 7 {
-		return "***"
-	}
-	return key[:7]
-}
-
-type apiKeyPrefixKey struct{}
-
 // APIKeyPrefix returns the prefix (first 7 characters) of the API key that
 // authenticated the request of ctx, or "" when the request was not
 // authenticated (auth off, or an exempt path).
-func APIKeyPrefix(ctx context.Context) string {
-	s, _ := ctx.Value(apiKeyPrefixKey{}).(string)
-	return s
-}
-
-// logKeySource logs where the keys came from, once per app.
-func (a *App) logKeySource(k *resolvedKeys) {
-	switch k.source {
-	case "direct":
-		a.log.Warn("Using direct API keys - not recommended for production", "count", len(k.keys))
-	case "file":
-		a.log.Info("auth.keys_loaded", "source", "file", "path", k.from, "count", len(k.keys))
-	default:
-		a.log.Info("auth.keys_loaded", "source", "env", "env_var", k.from, "count", len(k.keys))
-	}
-}
-
-// authenticate is the API-key check. It runs before routing, so unknown
-// paths get 401 too; 401 bodies are problem details whose instance is the
-// path alone.
-func (a *App) authenticate(cfg AuthConfig, k *resolvedKeys) echo.MiddlewareFunc {
-	header := orDefault(cfg.HeaderName, "X-API-Key")
-	exempt := map[string]bool{}
-	paths := cfg.UnauthenticatedPaths
-	if len(paths) == 0 {
-		paths = defaultUnauthenticatedPaths
-	}
-	for _, p := range paths {
-		exempt[p] = true
-	}
-	// The docs page is useless without its scripts and styles: when /docs
-	// is exempt, so are its embedded assets (exact paths, nothing else).
-	if exempt[docsPath] && a.b.ops.docs {
-		for _, name := range docsAssetNames() {
-			exempt[docsPath+"/"+name] = true
-		}
-	}
-	keys := make([][]byte, len(k.keys))
-	for i, s := range k.keys {
-		keys[i] = []byte(s)
-	}
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			req := c.Request()
-			path := req.URL.Path
-			if exempt[path] {
-				return next(c)
-			}
-			fail := func(detail string) error {
-				return &problem.Error{Kind: problem.KindUnauthorized, Op: "chapkit.authenticate", Detail: detail, Instance: path}
-			}
-			key := req.Header.Get(header)
-			if key == "" {
-				a.log.Warn("auth.missing_key", "method", req.Method, "path", path)
-				return fail("Missing authentication header: " + header)
-			}
-			// Compare with every key, without stopping at a match, so the
-			// time taken says nothing about which key or how much matched.
-			match := 0
-			for _, want := range keys {
-				match |= subtle.ConstantTimeCompare(want, []byte(key))
-			}
-			prefix := keyPrefix(key)
-			if match != 1 {
-				a.log.Warn("auth.invalid_key", "key_prefix", prefix, "method", req.Method, "path", path)
-				return fail("Invalid API key")
-			}
-			a.log.Debug("auth.success", "key_prefix", prefix, "method", req.Method, "path", path)
-			c.SetRequest(req.WithContext(context.WithValue(req.Context(), apiKeyPrefixKey{}, prefix)))
-			return next(c)
-		}
-	}
-}
+func APIKeyPrefix(ctx context.Context) string { return httpapi.APIKeyPrefix(ctx) }

@@ -1,6 +1,7 @@
 package chapkit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,8 +21,10 @@ import (
 	"github.com/chapkit-go/chapkit/task"
 )
 
-// Permissions selects the CRUD routes of a resource (CONTRACT §1.7). A
-// route whose permission is false is not registered at all.
+// Permissions selects the CRUD routes of a resource. A route whose
+// permission is false is not registered at all, so it answers 405 (or 404
+// when no method of its path is left) and is missing from the OpenAPI
+// document.
 type Permissions struct {
 	Create, Read, Update, Delete bool
 }
@@ -44,19 +47,30 @@ type ArtifactsConfig struct {
 type JobsConfig struct {
 	// Prefix of the routes; default /api/v1/jobs.
 	Prefix string
-	// MaxConcurrency caps the jobs running at once; 0 = unlimited.
-	MaxConcurrency int
-	// MaxPending is how many jobs may wait before $execute answers 503;
-	// 0 = 10,000.
-	MaxPending int
-	// DrainTimeout is how long Shutdown lets running jobs finish; 0 = 30 s.
-	DrainTimeout time.Duration
-	// RetryInterrupted, when above 1, is the number of attempts a job
-	// interrupted by a crash or a drain gets in all, instead of failing.
+	// Scheduler is the scheduler's configuration; job.Config documents
+	// each field and its default. The app sets Logger and Observer.
+	Scheduler job.Config
+	// MaxConcurrency, MaxPending, DrainTimeout and RetryInterrupted are
+	// shorthands: when non-zero, each replaces the Scheduler field of the
+	// same name. A full $execute queue answers 503, and Shutdown waits up
+	// to the drain timeout for running jobs.
+	MaxConcurrency   int
+	MaxPending       int
+	DrainTimeout     time.Duration
 	RetryInterrupted int
 	// Retention, when set, prunes finished jobs and their artifacts in the
 	// background.
 	Retention *RetentionConfig
+}
+
+// schedulerConfig is the job.Config the shorthands and Scheduler give.
+func (c JobsConfig) schedulerConfig() job.Config {
+	cfg := c.Scheduler
+	cfg.MaxConcurrency = cmp.Or(c.MaxConcurrency, cfg.MaxConcurrency)
+	cfg.MaxPending = cmp.Or(c.MaxPending, cfg.MaxPending)
+	cfg.DrainTimeout = cmp.Or(c.DrainTimeout, cfg.DrainTimeout)
+	cfg.RetryInterrupted = cmp.Or(c.RetryInterrupted, cfg.RetryInterrupted)
+	return cfg
 }
 
 // TasksConfig configures task templates, their execution and routes.
@@ -66,12 +80,27 @@ type TasksConfig struct {
 	// Permissions; nil means AllPermissions. $execute is always mounted.
 	Permissions *Permissions
 	// SkipOrphanValidation turns off the start-up check that disables
-	// "python" tasks whose function is not registered (CONTRACT D8).
+	// "python" tasks whose function is not registered, so that an
+	// execution never meets a missing function.
 	SkipOrphanValidation bool
-	// MaxOutput caps a shell task's stdout and stderr, each; 0 = 1 MiB.
-	MaxOutput int64
-	// DefaultTimeout applies to tasks without timeout_seconds; 0 = none.
+	// Manager is the task manager's configuration; task.Config documents
+	// each field and its default. The app sets Jobs, Artifacts, Registry,
+	// Container and Logger.
+	Manager task.Config
+	// MaxOutput and DefaultTimeout are shorthands: when non-zero, each
+	// replaces the Manager field of the same name (the cap on a shell
+	// task's stdout and stderr, each, in bytes; the timeout of tasks
+	// without timeout_seconds).
+	MaxOutput      int64
 	DefaultTimeout time.Duration
+}
+
+// managerConfig is the task.Config the shorthands and Manager give.
+func (c TasksConfig) managerConfig() task.Config {
+	cfg := c.Manager
+	cfg.MaxOutput = cmp.Or(c.MaxOutput, cfg.MaxOutput)
+	cfg.DefaultTimeout = cmp.Or(c.DefaultTimeout, cfg.DefaultTimeout)
+	return cfg
 }
 
 // HealthState is the state a health check reports.
@@ -100,7 +129,8 @@ type HealthConfig struct {
 	NoDatabaseCheck bool
 }
 
-// Limits bound what clients can make the service hold (CONTRACT D15).
+// Limits bound what clients can make the service hold, so that no client
+// can exhaust its memory or connections (docs/limits.md).
 type Limits struct {
 	// MaxBodyBytes caps request bodies (413 beyond); 0 = 1 MiB.
 	MaxBodyBytes int64
@@ -145,7 +175,12 @@ type ServiceBuilder struct {
 	shutdown  []Hook
 	routes    []func(*App)
 	handlers  map[string]job.Handler
-	ops       opsConfig
+
+	// The operational options: API keys, request logging, metrics, docs.
+	auth       *AuthConfig
+	logging    bool
+	monitoring *MonitoringConfig
+	docs       bool
 }
 
 // NewServiceBuilder starts a builder for a service described by info.
@@ -235,7 +270,8 @@ func (b *ServiceBuilder) WithJobs(cfg JobsConfig) *ServiceBuilder {
 
 // WithTasks enables task templates and their execution. reg holds the Go
 // functions "python" tasks may name; nil means registry.Default. Tasks need
-// WithArtifacts and WithJobs too (CONTRACT D2).
+// WithArtifacts and WithJobs too: every execution is a job and stores its
+// result as an artifact.
 func (b *ServiceBuilder) WithTasks(reg *registry.Registry, cfg ...TasksConfig) *ServiceBuilder {
 	if len(cfg) > 1 {
 		return b.fail(errors.New("WithTasks: at most one TasksConfig"))
@@ -272,7 +308,7 @@ func (b *ServiceBuilder) WithJobHandler(kind string, h job.Handler) *ServiceBuil
 	return b
 }
 
-// WithLimits sets the request and stream bounds (CONTRACT D15).
+// WithLimits sets the request and stream bounds (docs/limits.md).
 func (b *ServiceBuilder) WithLimits(l Limits) *ServiceBuilder {
 	b.limits = l
 	return b
@@ -319,11 +355,12 @@ func ProvideFunc[T any](b *ServiceBuilder, f func(ctx context.Context) (T, error
 
 var healthName = regexp.MustCompile(`^[\p{L}\p{N}_-]+$`)
 
-// validate checks the options against each other, in the order of
-// CONTRACT §5.3, and returns every problem found.
-func (b *ServiceBuilder) validate() error {
+// validate checks the options against each other and returns every
+// problem found, in a fixed order: mistakes the With* methods recorded,
+// then those resolve reported (resolveErrs), then the checks below.
+func (b *ServiceBuilder) validate(resolveErrs []error) error {
 	errs := slices.Clone(b.errs)
-	errs = append(errs, b.ops.validate()...)
+	errs = append(errs, resolveErrs...)
 	if b.info.DisplayName == "" {
 		errs = append(errs, errors.New("ServiceInfo.DisplayName is required"))
 	}
@@ -353,10 +390,11 @@ func (b *ServiceBuilder) validate() error {
 // and injector. It opens nothing and starts nothing; [App.Start] does.
 // Every configuration mistake is returned, joined.
 func (b *ServiceBuilder) Build() (*App, error) {
-	if err := b.validate(); err != nil {
+	s, errs := b.resolve()
+	if err := b.validate(errs); err != nil {
 		return nil, err
 	}
-	a := newApp(b)
+	a := newApp(b, s)
 	if b.tasks != nil {
 		// Check here, not at the first execution, that every function's
 		// injected types resolve.

@@ -17,6 +17,8 @@ import (
 
 	"github.com/chapkit-go/chapkit"
 	"github.com/chapkit-go/chapkit/registry"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 func TestBuildErrors(t *testing.T) {
@@ -130,7 +132,7 @@ func TestHooks(t *testing.T) {
 	if diff := cmp.Diff([]string{"start1", "start2"}, calls); diff != "" {
 		t.Errorf("start-up hooks (-want +got):\n%s", diff)
 	}
-	rec := request(t, app.Handler(), http.MethodGet, "/api/v1/tasks", "", "")
+	rec := testkit.Request(t, app.Handler(), http.MethodGet, "/api/v1/tasks", "", "")
 	expect(t, rec, http.StatusOK, ctJSON, []any{map[string]any{"id": "01JCSEED0000000000000TASK1", "command": "echo seeded",
 		"task_type": "shell", "parameters": nil, "enabled": true, "timeout_seconds": nil}}, ignoreKeys("created_at", "updated_at"))
 	if err := app.Shutdown(t.Context()); err != nil {
@@ -175,5 +177,5 @@ func TestCustomRoutes(t *testing.T) {
 			})
 		})
 	})
-	expect(t, request(t, app.Handler(), http.MethodGet, "/custom/test", "", ""), http.StatusOK, ctJSON, map[string]any{"message": "custom"})
+	expect(t, testkit.Request(t, app.Handler(), http.MethodGet, "/custom/test", "", ""), http.StatusOK, ctJSON, map[string]any{"message": "custom"})
 }

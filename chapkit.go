@@ -48,7 +48,7 @@
 // # Errors
 //
 // Every package returns [*Error] (package problem); one HTTP error handler
-// renders it in the body family the contract fixes for the route.
+// renders it in the body family of the route (docs/http-api.md).
 //
 // # Shutdown
 //

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chapkit-go/chapkit"
 	"github.com/chapkit-go/chapkit/registry"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 func TestExecuteResponses(t *testing.T) {
@@ -19,7 +21,7 @@ func TestExecuteResponses(t *testing.T) {
 
 	t.Run("202 with job_id and message, no Location", func(t *testing.T) {
 		id := shellTask(t, h, "echo hi")
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
 		expect(t, rec, http.StatusAccepted, ctJSON, nil)
 		got := object(t, rec.Body.Bytes())
 		jobID, _ := got["job_id"].(string)
@@ -47,16 +49,16 @@ func TestExecuteResponses(t *testing.T) {
 	})
 
 	t.Run("unknown task is 400 detail", func(t *testing.T) {
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+unknownID+"/$execute", "", "")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+unknownID+"/$execute", "", "")
 		expect(t, rec, http.StatusBadRequest, ctJSON, detail("Task "+unknownID+" not found"))
 	})
 
 	t.Run("disabled task is 400 detail and submits nothing", func(t *testing.T) {
 		id := createTask(t, h, `{"command":"echo no","enabled":false}`)["id"].(string)
-		before := array(t, request(t, h, http.MethodGet, "/api/v1/jobs", "", "").Body.Bytes())
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
+		before := array(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs", "", "").Body.Bytes())
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
 		expect(t, rec, http.StatusBadRequest, ctJSON, detail("Cannot execute disabled task "+id))
-		after := array(t, request(t, h, http.MethodGet, "/api/v1/jobs", "", "").Body.Bytes())
+		after := array(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs", "", "").Body.Bytes())
 		if len(after) != len(before) {
 			t.Errorf("jobs went from %d to %d", len(before), len(after))
 		}
@@ -64,7 +66,7 @@ func TestExecuteResponses(t *testing.T) {
 
 	t.Run("lowercase id is 400 problem", func(t *testing.T) {
 		raw := strings.ToLower(unknownID)
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+raw+"/$execute", "", "")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+raw+"/$execute", "", "")
 		expect(t, rec, http.StatusBadRequest, ctProblem, invalidULID("/api/v1/tasks", raw))
 	})
 
@@ -84,7 +86,7 @@ func TestShellResults(t *testing.T) {
 
 	t.Run("echo: artifact is exactly task, stdout, stderr, exit_code", func(t *testing.T) {
 		taskID, job, data := runShell(t, h, "echo 'Hello World'")
-		task := object(t, request(t, h, http.MethodGet, "/api/v1/tasks/"+taskID, "", "").Body.Bytes())
+		task := object(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/"+taskID, "", "").Body.Bytes())
 		want := map[string]any{
 			"task": map[string]any{"id": taskID, "command": "echo 'Hello World'",
 				"created_at": task["created_at"], "updated_at": task["updated_at"]},
@@ -102,7 +104,7 @@ func TestShellResults(t *testing.T) {
 			t.Errorf("completed job = %v, want 8 keys with null errors", job)
 		}
 		// The artifact id resolves, and the artifact is a level-0 execution.
-		rec := request(t, h, http.MethodGet, "/api/v1/artifacts/"+job["artifact_id"].(string)+"/$expand", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/artifacts/"+job["artifact_id"].(string)+"/$expand", "", "")
 		expect(t, rec, http.StatusOK, ctJSON, map[string]any{"id": job["artifact_id"], "data": want, "parent_id": nil,
 			"level": float64(0), "level_label": "execution", "hierarchy": "task_executions", "children": nil, "config": nil},
 			ignoreKeys("created_at", "updated_at"))
@@ -217,7 +219,7 @@ func TestExecutionsAreIndependent(t *testing.T) {
 	t.Run("DELETE of the task keeps its artifacts", func(t *testing.T) {
 		id := shellTask(t, h, "echo keep")
 		job := waitJob(t, h, execute(t, h, id))
-		if rec := request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", ""); rec.Code != http.StatusNoContent {
+		if rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", ""); rec.Code != http.StatusNoContent {
 			t.Fatalf("DELETE status %d", rec.Code)
 		}
 		data := artifactData(t, h, job["artifact_id"].(string))
@@ -261,21 +263,21 @@ func TestTaskDeletedBeforeItsJobRuns(t *testing.T) {
 	if got := getJob(t, h, queued); got["status"] != "pending" {
 		t.Fatalf("queued job = %v, want pending behind the blocker", got)
 	}
-	if rec := request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", ""); rec.Code != http.StatusNoContent {
+	if rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", ""); rec.Code != http.StatusNoContent {
 		t.Fatalf("DELETE task: %d", rec.Code)
 	}
-	if rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+blocker+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
+	if rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+blocker+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
 		t.Fatalf("$cancel blocker: %d %s", rec.Code, rec.Body.String())
 	}
 	job := waitJob(t, h, queued)
 	if job["status"] != "failed" || job["error"] != "ValueError: Task "+id+" not found" || job["artifact_id"] != nil {
 		t.Errorf("job = %v", job)
 	}
-	expect(t, request(t, h, http.MethodGet, "/api/v1/artifacts", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/artifacts", "", ""), http.StatusOK, ctJSON, []any{})
 }
 
 // TestExecuteDuringDrain: once Shutdown began, $execute is 503 with
-// Retry-After (CONTRACT D14).
+// Retry-After (docs/jobs.md, drain).
 func TestExecuteDuringDrain(t *testing.T) {
 	t.Parallel()
 	app := newApp(t)
@@ -284,7 +286,7 @@ func TestExecuteDuringDrain(t *testing.T) {
 	if err := app.Shutdown(t.Context()); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
-	rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
+	rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
 	expect(t, rec, http.StatusServiceUnavailable, ctProblem, nil)
 	if rec.Header().Get("Retry-After") == "" {
 		t.Errorf("503 without Retry-After")

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 func TestShellOutputFlood(t *testing.T) {
@@ -75,7 +77,7 @@ func TestConcurrentExecutions(t *testing.T) {
 	if len(jobs) != n || len(arts) != n {
 		t.Errorf("%d distinct jobs and %d distinct artifacts, want %d each", len(jobs), len(arts), n)
 	}
-	if got := len(array(t, request(t, h, http.MethodGet, "/api/v1/artifacts", "", "").Body.Bytes())); got != n {
+	if got := len(array(t, testkit.Request(t, h, http.MethodGet, "/api/v1/artifacts", "", "").Body.Bytes())); got != n {
 		t.Errorf("%d artifacts stored, want %d", got, n)
 	}
 }
@@ -89,19 +91,19 @@ func TestCancelNeverExitingCommand(t *testing.T) {
 	// The background sleep is a grandchild in the same group.
 	id := execute(t, h, shellTask(t, h, "sleep 987654 & sleep 987655; wait"))
 	pgid := waitRunning(t, app, id)
-	waitFor(t, "both sleeps to start", func() bool {
+	testkit.Eventually(t, testkit.Deadline, "both sleeps to start", func() bool {
 		return commandAlive(t, "sleep", "987654") && commandAlive(t, "sleep", "987655")
 	})
-	rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", "")
+	rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", "")
 	expect(t, rec, http.StatusAccepted, ctJSON, nil)
 	if got := object(t, rec.Body.Bytes()); got["status"] != "canceled" || got["finished_at"] == nil || got["artifact_id"] != nil {
 		t.Errorf("$cancel record = %v", got)
 	}
-	waitFor(t, "the process group to be gone", func() bool {
+	testkit.Eventually(t, testkit.Deadline, "the process group to be gone", func() bool {
 		return !groupAlive(t, pgid) && !commandAlive(t, "sleep", "987654") && !commandAlive(t, "sleep", "987655")
 	})
 	if got := getJob(t, h, id); got["status"] != "canceled" {
 		t.Errorf("job after cancel = %v", got)
 	}
-	expect(t, request(t, h, http.MethodGet, "/api/v1/artifacts", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/artifacts", "", ""), http.StatusOK, ctJSON, []any{})
 }

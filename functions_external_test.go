@@ -18,6 +18,8 @@ import (
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
 	"github.com/chapkit-go/chapkit/task"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 // ModelDir is a host-program value provided to task functions by type.
@@ -214,17 +216,10 @@ func TestFunctionIgnoringCancellation(t *testing.T) {
 	}
 	close(release)
 	// The late return stores nothing: the record stays canceled.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testkit.Eventually(t, 5*time.Second, "the stubborn function's goroutine to return", func() bool {
 		pending, running := app.Scheduler().Counts()
-		if pending == 0 && running == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the stubborn function's goroutine never returned")
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval
-	}
+		return pending == 0 && running == 0
+	})
 	got, _ := app.Scheduler().Get(ctx, id)
 	var arts int64
 	app.DB().Model(&artifact.Artifact{}).Count(&arts)
@@ -288,7 +283,7 @@ func TestOrphanValidationAtStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The task table still names removed_later, which the next build of
-	// the program no longer registers: start-up disables it (D8).
+	// the program no longer registers: start-up disables it.
 	app2 := functionApp(t, db, reg)
 	for id, want := range map[string]bool{kept.ID: true, gone.ID: false, shell.ID: true} {
 		got, err := app2.Tasks().Get(ctx, id)

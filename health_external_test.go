@@ -15,6 +15,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chapkit-go/chapkit"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 )
 
 func check(name string, state chapkit.HealthState, msg string, err error) chapkit.HealthCheck {
@@ -55,7 +58,7 @@ func TestHealth(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			app := newApp(t, func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder { return b.WithHealthConfig(tc.cfg) })
-			rec := request(t, app.Handler(), http.MethodGet, "/health", "", "")
+			rec := testkit.Request(t, app.Handler(), http.MethodGet, "/health", "", "")
 			if rec.Code != tc.status {
 				t.Errorf("status = %d, want %d", rec.Code, tc.status)
 			}
@@ -79,7 +82,7 @@ func TestHealth(t *testing.T) {
 				}}}})
 		})
 		for range 2 {
-			expect(t, request(t, app.Handler(), http.MethodGet, "/health", "", ""), http.StatusOK, ctJSON,
+			expect(t, testkit.Request(t, app.Handler(), http.MethodGet, "/health", "", ""), http.StatusOK, ctJSON,
 				map[string]any{"status": "healthy", "checks": map[string]any{"custom": map[string]any{"state": "healthy"}}})
 		}
 		if n := calls.Load(); n != 2 {
@@ -89,7 +92,7 @@ func TestHealth(t *testing.T) {
 
 	t.Run("trailing slash redirects", func(t *testing.T) {
 		t.Parallel()
-		rec := request(t, newApp(t).Handler(), http.MethodGet, "/health/", "", "")
+		rec := testkit.Request(t, newApp(t).Handler(), http.MethodGet, "/health/", "", "")
 		if rec.Code != http.StatusTemporaryRedirect || rec.Header().Get("Location") != "/health" {
 			t.Errorf("GET /health/: %d Location %q", rec.Code, rec.Header().Get("Location"))
 		}
@@ -98,25 +101,25 @@ func TestHealth(t *testing.T) {
 
 func TestInfo(t *testing.T) {
 	t.Parallel()
-	app := start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{
+	app := apptest.Start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{
 		DisplayName: "Svc", Summary: "Short text",
 		Contact: map[string]string{"email": "ops@example.com"},
 		Extra:   map[string]any{"author": "ops", "tags": []string{"a", "b"}},
 	}).WithDatabase(filepath.Join(t.TempDir(), "info.db")))
 	h := app.Handler()
-	expect(t, request(t, h, http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
 		"display_name": "Svc", "version": "1.0.0", "summary": "Short text", "description": "Short text",
 		"contact": map[string]any{"email": "ops@example.com"}, "license_info": nil,
 		"author": "ops", "tags": []any{"a", "b"},
 	})
 	// Nothing else is mounted without options.
 	for _, p := range []string{"/health", "/api/v1/system", "/api/v1/tasks", "/api/v1/jobs", "/api/v1/artifacts"} {
-		expect(t, request(t, h, http.MethodGet, p, "", ""), http.StatusNotFound, ctJSON, detail("Not Found"))
+		expect(t, testkit.Request(t, h, http.MethodGet, p, "", ""), http.StatusNotFound, ctJSON, detail("Not Found"))
 	}
 
 	t.Run("explicit version and description", func(t *testing.T) {
-		app := start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "X", Version: "2.3.4", Summary: "s", Description: "d"}))
-		expect(t, request(t, app.Handler(), http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
+		app := apptest.Start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "X", Version: "2.3.4", Summary: "s", Description: "d"}))
+		expect(t, testkit.Request(t, app.Handler(), http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
 			"display_name": "X", "version": "2.3.4", "summary": "s", "description": "d", "contact": nil, "license_info": nil})
 	})
 }
@@ -124,7 +127,7 @@ func TestInfo(t *testing.T) {
 func TestSystem(t *testing.T) {
 	t.Parallel()
 	h := newApp(t).Handler()
-	rec := request(t, h, http.MethodGet, "/api/v1/system", "", "")
+	rec := testkit.Request(t, h, http.MethodGet, "/api/v1/system", "", "")
 	expect(t, rec, http.StatusOK, ctJSON, nil)
 	got := object(t, rec.Body.Bytes())
 	if diff := cmp.Diff([]string{"current_time", "go_version", "hostname", "platform", "timezone"}, sortedKeys(got)); diff != "" {
@@ -143,8 +146,8 @@ func TestSystem(t *testing.T) {
 			t.Errorf("%s is empty", k)
 		}
 	}
-	expect(t, request(t, h, http.MethodGet, "/api/v1/system/apps", "", ""), http.StatusOK, ctJSON, []any{})
-	expect(t, request(t, h, http.MethodGet, "/api/v1/system/apps/$schema", "", ""), http.StatusOK, ctJSON, nil)
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/system/apps", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/system/apps/$schema", "", ""), http.StatusOK, ctJSON, nil)
 }
 
 func sortedKeys(m map[string]any) []string {

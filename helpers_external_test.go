@@ -1,10 +1,7 @@
 package chapkit_test
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +18,9 @@ import (
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/registry"
 	"github.com/chapkit-go/chapkit/task"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 )
 
 const (
@@ -49,24 +49,6 @@ func builderFor(t testing.TB) *chapkit.ServiceBuilder {
 		WithTasks(registry.New())
 }
 
-// start builds and starts the app of b and shuts it down when the test ends.
-func start(t testing.TB, b *chapkit.ServiceBuilder) *chapkit.App {
-	t.Helper()
-	app, err := b.Build()
-	if err != nil {
-		t.Fatalf("Build() error = %v", err)
-	}
-	if err := app.Start(t.Context()); err != nil {
-		t.Fatalf("Start() error = %v", err)
-	}
-	t.Cleanup(func() {
-		if err := app.Shutdown(context.Background()); err != nil {
-			t.Errorf("Shutdown() error = %v", err)
-		}
-	})
-	return app
-}
-
 // newApp starts the standard test service; mods may replace options.
 func newApp(t testing.TB, mods ...func(*chapkit.ServiceBuilder) *chapkit.ServiceBuilder) *chapkit.App {
 	t.Helper()
@@ -74,7 +56,7 @@ func newApp(t testing.TB, mods ...func(*chapkit.ServiceBuilder) *chapkit.Service
 	for _, m := range mods {
 		b = m(b)
 	}
-	return start(t, b)
+	return apptest.Start(t, b)
 }
 
 // serve runs h on a real HTTP server closed when the test ends.
@@ -85,26 +67,6 @@ func serve(t testing.TB, h http.Handler) *httptest.Server {
 	return srv
 }
 
-// request sends one request through h. contentType "" sends no
-// Content-Type header; extra holds header name/value pairs.
-func request(t testing.TB, h http.Handler, method, target, body, contentType string, extra ...string) *httptest.ResponseRecorder {
-	t.Helper()
-	var r io.Reader
-	if body != "" {
-		r = strings.NewReader(body)
-	}
-	req := httptest.NewRequest(method, target, r)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	for i := 0; i+1 < len(extra); i += 2 {
-		req.Header.Set(extra[i], extra[i+1])
-	}
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	return rec
-}
-
 // doJSON sends body (if any) as application/json.
 func doJSON(t testing.TB, h http.Handler, method, target, body string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -112,7 +74,7 @@ func doJSON(t testing.TB, h http.Handler, method, target, body string) *httptest
 	if body != "" {
 		ct = ctJSON
 	}
-	return request(t, h, method, target, body, ct)
+	return testkit.Request(t, h, method, target, body, ct)
 }
 
 // decode parses a JSON body into generic values.
@@ -202,32 +164,17 @@ func shellTask(t testing.TB, h http.Handler, command string) string {
 // execute runs task id and returns the job id.
 func execute(t testing.TB, h http.Handler, id string) string {
 	t.Helper()
-	rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
+	rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
 	if rec.Code != http.StatusAccepted {
 		t.Fatalf("$execute %s: status %d, body %s", id, rec.Code, rec.Body.String())
 	}
 	return object(t, rec.Body.Bytes())["job_id"].(string)
 }
 
-// deadline is how long a test waits for a job or a process.
-const deadline = 30 * time.Second
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // getJob returns the job record, failing unless it is 200.
 func getJob(t testing.TB, h http.Handler, id string) map[string]any {
 	t.Helper()
-	rec := request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", "")
+	rec := testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", "")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET job %s: status %d, body %s", id, rec.Code, rec.Body.String())
 	}
@@ -237,16 +184,7 @@ func getJob(t testing.TB, h http.Handler, id string) map[string]any {
 // waitJob polls the job until it is terminal and returns its record.
 func waitJob(t testing.TB, h http.Handler, id string) map[string]any {
 	t.Helper()
-	var rec map[string]any
-	waitFor(t, "job "+id+" to finish", func() bool {
-		rec = getJob(t, h, id)
-		switch rec["status"] {
-		case "completed", "failed", "canceled":
-			return true
-		}
-		return false
-	})
-	return rec
+	return testkit.WaitJob(t, h, "/api/v1/jobs", id)
 }
 
 // waitRunning polls the job until it runs and has recorded its process
@@ -254,7 +192,7 @@ func waitJob(t testing.TB, h http.Handler, id string) map[string]any {
 func waitRunning(t testing.TB, app *chapkit.App, id string) int {
 	t.Helper()
 	var pgid int
-	waitFor(t, "job "+id+" to run its process", func() bool {
+	testkit.Eventually(t, testkit.Deadline, "job "+id+" to run its process", func() bool {
 		j, err := app.Scheduler().Get(t.Context(), id)
 		if err != nil {
 			t.Fatalf("Scheduler().Get(%s): %v", id, err)
@@ -271,7 +209,7 @@ func waitRunning(t testing.TB, app *chapkit.App, id string) int {
 // artifactData returns the data of artifact id.
 func artifactData(t testing.TB, h http.Handler, id string) map[string]any {
 	t.Helper()
-	rec := request(t, h, http.MethodGet, "/api/v1/artifacts/"+id, "", "")
+	rec := testkit.Request(t, h, http.MethodGet, "/api/v1/artifacts/"+id, "", "")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET artifact %s: status %d, body %s", id, rec.Code, rec.Body.String())
 	}
@@ -352,68 +290,6 @@ func commandAlive(t testing.TB, argv ...string) bool {
 		}
 	}
 	return false
-}
-
-// sseReader reads `data:` events of a Server-Sent Events response.
-type sseReader struct {
-	t    testing.TB
-	resp *http.Response
-	sc   *bufio.Scanner
-}
-
-// openSSE starts a GET on url; cancel ends the request early.
-func openSSE(t testing.TB, client *http.Client, url string) (*sseReader, context.CancelFunc) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), deadline)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		cancel()
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	t.Cleanup(func() { resp.Body.Close() })
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64*1024), 4<<20)
-	return &sseReader{t: t, resp: resp, sc: sc}, cancel
-}
-
-// next returns the payload of the next data event; ok is false at the end
-// of the stream. Blank lines and comment lines are skipped; any other line
-// fails the test.
-func (r *sseReader) next() (payload string, ok bool) {
-	r.t.Helper()
-	for r.sc.Scan() {
-		line := r.sc.Text()
-		switch {
-		case line == "" || strings.HasPrefix(line, ":"):
-			continue
-		case strings.HasPrefix(line, "data: "):
-			return strings.TrimPrefix(line, "data: "), true
-		default:
-			r.t.Errorf("unexpected SSE line %q", line)
-		}
-	}
-	return "", false
-}
-
-// all reads every remaining event until the server ends the stream.
-func (r *sseReader) all() []string {
-	r.t.Helper()
-	var out []string
-	for {
-		p, ok := r.next()
-		if !ok {
-			if err := r.sc.Err(); err != nil {
-				r.t.Fatalf("read SSE stream: %v", err)
-			}
-			return out
-		}
-		out = append(out, p)
-	}
 }
 
 // seedTask is an enabled shell task for chapkit.SeedTasks.

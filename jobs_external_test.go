@@ -8,6 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/chapkit-go/chapkit"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 var jobNotFound = detail("Job not found")
@@ -16,7 +18,7 @@ func TestJobList(t *testing.T) {
 	t.Parallel()
 	app := newApp(t)
 	h := app.Handler()
-	expect(t, request(t, h, http.MethodGet, "/api/v1/jobs", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs", "", ""), http.StatusOK, ctJSON, []any{})
 
 	id := shellTask(t, h, "echo listed")
 	var done []string
@@ -27,11 +29,11 @@ func TestJobList(t *testing.T) {
 	}
 	running := execute(t, h, shellTask(t, h, "sleep 987602"))
 	waitRunning(t, app, running)
-	t.Cleanup(func() { request(t, h, http.MethodDelete, "/api/v1/jobs/"+running, "", "") })
+	t.Cleanup(func() { testkit.Request(t, h, http.MethodDelete, "/api/v1/jobs/"+running, "", "") })
 
 	ids := func(t *testing.T, query string) []string {
 		t.Helper()
-		rec := request(t, h, http.MethodGet, "/api/v1/jobs"+query, "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/jobs"+query, "", "")
 		expect(t, rec, http.StatusOK, ctJSON, nil)
 		var out []string
 		for _, j := range array(t, rec.Body.Bytes()) {
@@ -63,7 +65,7 @@ func TestJobList(t *testing.T) {
 	for _, bad := range []string{"done", ""} {
 		t.Run("status_filter="+bad+" is 422 enum", func(t *testing.T) {
 			expected := "'pending', 'running', 'completed', 'failed' or 'canceled'"
-			rec := request(t, h, http.MethodGet, "/api/v1/jobs?status_filter="+bad, "", "")
+			rec := testkit.Request(t, h, http.MethodGet, "/api/v1/jobs?status_filter="+bad, "", "")
 			expect(t, rec, http.StatusUnprocessableEntity, ctJSON, map[string]any{"detail": []any{map[string]any{
 				"type": "enum", "loc": []any{"query", "status_filter"}, "msg": "Input should be " + expected,
 				"input": bad, "ctx": map[string]any{"expected": expected}}}})
@@ -78,23 +80,23 @@ func TestJobGetAndDelete(t *testing.T) {
 
 	for _, id := range []string{unknownID, "invalid-ulid", strings.ToLower(unknownID)} {
 		t.Run("GET "+id+" is 404", func(t *testing.T) {
-			expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusNotFound, ctJSON, jobNotFound)
+			expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusNotFound, ctJSON, jobNotFound)
 		})
 		t.Run("DELETE "+id+" is 404", func(t *testing.T) {
-			expect(t, request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", ""), http.StatusNotFound, ctJSON, jobNotFound)
+			expect(t, testkit.Request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", ""), http.StatusNotFound, ctJSON, jobNotFound)
 		})
 		t.Run("$cancel "+id+" is 404", func(t *testing.T) {
-			expect(t, request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""), http.StatusNotFound, ctJSON, jobNotFound)
+			expect(t, testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""), http.StatusNotFound, ctJSON, jobNotFound)
 		})
 	}
 
 	t.Run("DELETE a finished job is 204, then 404; its artifact stays", func(t *testing.T) {
 		job := waitJob(t, h, execute(t, h, shellTask(t, h, "echo done")))
-		rec := request(t, h, http.MethodDelete, "/api/v1/jobs/"+job["id"].(string), "", "")
+		rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/jobs/"+job["id"].(string), "", "")
 		if rec.Code != http.StatusNoContent || rec.Body.Len() != 0 {
 			t.Fatalf("DELETE: %d %q, want 204 and no body", rec.Code, rec.Body.String())
 		}
-		expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/"+job["id"].(string), "", ""), http.StatusNotFound, ctJSON, jobNotFound)
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+job["id"].(string), "", ""), http.StatusNotFound, ctJSON, jobNotFound)
 		artifactData(t, h, job["artifact_id"].(string))
 	})
 
@@ -104,12 +106,12 @@ func TestJobGetAndDelete(t *testing.T) {
 		if !groupAlive(t, pgid) {
 			t.Fatalf("process group %d of the running job not found", pgid)
 		}
-		rec := request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", "")
+		rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", "")
 		if rec.Code != http.StatusNoContent || rec.Body.Len() != 0 {
 			t.Fatalf("DELETE: %d %q", rec.Code, rec.Body.String())
 		}
-		expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusNotFound, ctJSON, jobNotFound)
-		waitFor(t, "the process group to be gone", func() bool { return !groupAlive(t, pgid) })
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusNotFound, ctJSON, jobNotFound)
+		testkit.Eventually(t, testkit.Deadline, "the process group to be gone", func() bool { return !groupAlive(t, pgid) })
 		if commandAlive(t, "sleep", "987603") {
 			t.Errorf("sleep 987603 still runs")
 		}
@@ -122,30 +124,30 @@ func TestJobCancel(t *testing.T) {
 	h := app.Handler()
 	// No artifact may be written for a cancelled job: count them.
 	artifacts := func() int {
-		return len(array(t, request(t, h, http.MethodGet, "/api/v1/artifacts", "", "").Body.Bytes()))
+		return len(array(t, testkit.Request(t, h, http.MethodGet, "/api/v1/artifacts", "", "").Body.Bytes()))
 	}
 
 	t.Run("$cancel a running shell job", func(t *testing.T) {
 		id := execute(t, h, shellTask(t, h, "sleep 987604"))
 		pgid := waitRunning(t, app, id)
-		rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", "")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", "")
 		expect(t, rec, http.StatusAccepted, ctJSON, map[string]any{"id": id, "status": "canceled",
 			"error": nil, "error_traceback": nil, "artifact_id": nil}, ignoreKeys("submitted_at", "started_at", "finished_at"))
 		got := object(t, rec.Body.Bytes())
 		if got["finished_at"] == nil || got["started_at"] == nil || got["submitted_at"] == nil {
 			t.Errorf("canceled record = %v, want submitted_at, started_at and finished_at", got)
 		}
-		waitFor(t, "the process group to be gone", func() bool { return !groupAlive(t, pgid) })
+		testkit.Eventually(t, testkit.Deadline, "the process group to be gone", func() bool { return !groupAlive(t, pgid) })
 		if commandAlive(t, "sleep", "987604") {
 			t.Errorf("sleep 987604 still runs")
 		}
-		expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusOK, ctJSON, got)
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusOK, ctJSON, got)
 		if n := artifacts(); n != 0 {
 			t.Errorf("%d artifacts after a cancel, want 0", n)
 		}
 
 		t.Run("again is 409", func(t *testing.T) {
-			expect(t, request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""), http.StatusConflict, ctJSON,
+			expect(t, testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""), http.StatusConflict, ctJSON,
 				detail("Job "+id+" is already canceled"))
 		})
 	})
@@ -153,9 +155,9 @@ func TestJobCancel(t *testing.T) {
 	t.Run("$cancel a completed job is 409", func(t *testing.T) {
 		job := waitJob(t, h, execute(t, h, shellTask(t, h, "true")))
 		id := job["id"].(string)
-		expect(t, request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""), http.StatusConflict, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""), http.StatusConflict, ctJSON,
 			detail("Job "+id+" is already completed"))
-		expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusOK, ctJSON, job)
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+id, "", ""), http.StatusOK, ctJSON, job)
 	})
 
 	t.Run("$cancel a pending job: it never runs", func(t *testing.T) {
@@ -166,10 +168,10 @@ func TestJobCancel(t *testing.T) {
 		blocker := execute(t, h, shellTask(t, h, "sleep 987605"))
 		waitRunning(t, app, blocker)
 		pending := execute(t, h, shellTask(t, h, "echo never"))
-		rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+pending+"/$cancel", "", "")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+pending+"/$cancel", "", "")
 		expect(t, rec, http.StatusAccepted, ctJSON, map[string]any{"id": pending, "status": "canceled", "started_at": nil,
 			"error": nil, "error_traceback": nil, "artifact_id": nil}, ignoreKeys("submitted_at", "finished_at"))
-		if rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+blocker+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
+		if rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+blocker+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
 			t.Fatalf("$cancel blocker: %d", rec.Code)
 		}
 		// Another job runs after the blocker; the cancelled one stays so.
@@ -189,13 +191,13 @@ func TestJobSchemaAndConfig(t *testing.T) {
 		return b.WithJobs(chapkit.JobsConfig{Prefix: "/jobs", MaxConcurrency: 2})
 	})
 	h := app.Handler()
-	expect(t, request(t, h, http.MethodGet, "/jobs", "", ""), http.StatusOK, ctJSON, []any{})
-	expect(t, request(t, h, http.MethodGet, "/api/v1/jobs", "", ""), http.StatusNotFound, ctJSON, detail("Not Found"))
+	expect(t, testkit.Request(t, h, http.MethodGet, "/jobs", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs", "", ""), http.StatusNotFound, ctJSON, detail("Not Found"))
 	if n := app.Scheduler().MaxConcurrency(); n != 2 {
 		t.Errorf("MaxConcurrency() = %d, want 2", n)
 	}
 
-	rec := request(t, h, http.MethodGet, "/jobs/$schema", "", "")
+	rec := testkit.Request(t, h, http.MethodGet, "/jobs/$schema", "", "")
 	expect(t, rec, http.StatusOK, ctJSON, nil)
 	s := object(t, rec.Body.Bytes())
 	rec2, _ := s["$defs"].(map[string]any)["JobRecord"].(map[string]any)

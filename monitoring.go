@@ -2,20 +2,11 @@ package chapkit
 
 import (
 	"errors"
-	"net/http"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
-	"github.com/chapkit-go/chapkit/job"
+	"github.com/chapkit-go/chapkit/internal/httpapi"
 )
 
-// MonitoringConfig configures the Prometheus metrics (CONTRACT §3.6).
+// MonitoringConfig configures the Prometheus metrics.
 type MonitoringConfig struct {
 	// Prefix is the path of the metrics route; default /metrics.
 	Prefix string
@@ -27,7 +18,7 @@ type MonitoringConfig struct {
 // UnmatchedRoute is the http_route label of requests that matched no
 // route (404s, and requests refused before routing, such as 401s), so
 // raw paths never become label values.
-const UnmatchedRoute = "unmatched"
+const UnmatchedRoute = httpapi.UnmatchedRoute
 
 // WithMonitoring mounts GET /metrics (or cfg.Prefix) in the Prometheus text
 // format: Go runtime and process collectors, HTTP server metrics
@@ -44,162 +35,6 @@ func (b *ServiceBuilder) WithMonitoring(cfg ...MonitoringConfig) *ServiceBuilder
 	if len(cfg) == 1 {
 		c = cfg[0]
 	}
-	b.ops.monitoring = &c
+	b.monitoring = &c
 	return b
-}
-
-// metrics is an app's registry and instruments. It is safe for concurrent use.
-type metrics struct {
-	app      *App
-	prefix   string
-	reg      *prometheus.Registry
-	handler  http.Handler
-	duration *prometheus.HistogramVec
-	active   *prometheus.GaugeVec
-
-	jobsSubmitted *prometheus.CounterVec
-	jobsFinished  *prometheus.CounterVec
-	jobDuration   *prometheus.HistogramVec
-}
-
-func newMetrics(a *App, cfg MonitoringConfig) *metrics {
-	m := &metrics{app: a, prefix: orDefault(cfg.Prefix, "/metrics"), reg: prometheus.NewRegistry()}
-	name := orDefault(cfg.ServiceName, a.info.DisplayName)
-	r := prometheus.WrapRegistererWith(prometheus.Labels{"service_name": name}, m.reg)
-	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "http_server_request_duration_seconds",
-		Help:    "Duration of HTTP server requests.",
-		Buckets: prometheus.DefBuckets,
-	}, []string{"http_method", "http_route", "http_status_code"})
-	m.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "http_server_active_requests",
-		Help: "Number of HTTP server requests in flight (event streams included).",
-	}, []string{"http_method", "http_route"})
-	m.jobsSubmitted = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chapkit_jobs_submitted_total",
-		Help: "Jobs submitted, by kind.",
-	}, []string{"kind"})
-	m.jobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "chapkit_jobs_finished_total",
-		Help: "Jobs that reached a final status, by kind and status.",
-	}, []string{"kind", "status"})
-	m.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "chapkit_job_duration_seconds",
-		Help:    "Time from start to finish of jobs that ran, by kind and final status.",
-		Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600},
-	}, []string{"kind", "status"})
-	counts := func(pick func(p, r int) int) func() float64 {
-		return func() float64 {
-			// Read when scraped; the scheduler exists once Start returned.
-			if s := a.sched; s != nil {
-				p, r := s.Counts()
-				return float64(pick(p, r))
-			}
-			return 0
-		}
-	}
-	r.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.duration, m.active, m.jobsSubmitted, m.jobsFinished, m.jobDuration,
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chapkit_jobs_pending", Help: "Jobs waiting for a slot."},
-			counts(func(p, _ int) int { return p })),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chapkit_jobs_running", Help: "Jobs running."},
-			counts(func(_, r int) int { return r })),
-	)
-	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
-	return m
-}
-
-func (m *metrics) serve(c echo.Context) error {
-	m.handler.ServeHTTP(&textContentType{ResponseWriter: c.Response()}, c.Request())
-	return nil
-}
-
-// textContentType sends the classic text format's content type exactly as
-// CONTRACT §3.6 pins it: promhttp adds an "escaping" parameter that some
-// clients and the contract's byte-for-byte checks do not expect.
-type textContentType struct{ http.ResponseWriter }
-
-func (w *textContentType) fix() {
-	h := w.Header()
-	if ct := h.Get("Content-Type"); strings.HasPrefix(ct, "text/plain; version=0.0.4") {
-		h.Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	}
-}
-
-func (w *textContentType) WriteHeader(code int) {
-	w.fix()
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *textContentType) Write(b []byte) (int, error) {
-	w.fix()
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (w *textContentType) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// knownMethods bounds the http_method label: anything else is _OTHER.
-var knownMethods = map[string]bool{
-	http.MethodGet: true, http.MethodHead: true, http.MethodPost: true, http.MethodPut: true,
-	http.MethodPatch: true, http.MethodDelete: true, http.MethodOptions: true,
-	http.MethodConnect: true, http.MethodTrace: true,
-}
-
-func methodLabel(m string) string {
-	if knownMethods[m] {
-		return m
-	}
-	return "_OTHER"
-}
-
-func routeLabel(c echo.Context) string {
-	if p := c.Path(); p != "" {
-		return p
-	}
-	return UnmatchedRoute
-}
-
-// measure is the outermost middleware: it times the whole request,
-// refusals before routing included, and labels it once routing is done.
-func (m *metrics) measure(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		status := c.Response().Status
-		m.duration.WithLabelValues(methodLabel(c.Request().Method), routeLabel(c), strconv.Itoa(status)).
-			Observe(time.Since(start).Seconds())
-		return nil
-	}
-}
-
-// countActive keeps http_server_active_requests; it runs after routing,
-// where the route is known.
-func (m *metrics) countActive(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		g := m.active.WithLabelValues(methodLabel(c.Request().Method), routeLabel(c))
-		g.Inc()
-		defer g.Dec()
-		return next(c)
-	}
-}
-
-// JobChanged implements job.Observer: it counts submissions and final
-// statuses and times the jobs that ran.
-func (m *metrics) JobChanged(j *job.Job, from job.Status) {
-	if from == "" {
-		m.jobsSubmitted.WithLabelValues(j.Kind).Inc()
-		return
-	}
-	if !j.Status.Terminal() || from.Terminal() {
-		return
-	}
-	m.jobsFinished.WithLabelValues(j.Kind, string(j.Status)).Inc()
-	if j.StartedAt != nil && j.FinishedAt != nil {
-		m.jobDuration.WithLabelValues(j.Kind, string(j.Status)).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
-	}
 }

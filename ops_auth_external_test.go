@@ -13,6 +13,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chapkit-go/chapkit"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 )
 
 const (
@@ -32,7 +35,7 @@ func withAuth(cfg chapkit.AuthConfig) func(*chapkit.ServiceBuilder) *chapkit.Ser
 	}
 }
 
-// unauthorized is the 401 body of CONTRACT §4.10.
+// unauthorized is the 401 body (docs/http-api.md, authentication).
 func unauthorized(detail, instance string) map[string]any {
 	return map[string]any{"type": "urn:chapkit:error:unauthorized", "title": "Unauthorized", "status": float64(401),
 		"detail": detail, "instance": instance}
@@ -47,8 +50,8 @@ func writeFile(t testing.TB, content string) string {
 	return p
 }
 
-// TestOpsAuthRequests checks every request rule of CONTRACT §4.10 (§8
-// items 139-142).
+// TestOpsAuthRequests checks every request rule of API-key authentication
+// (docs/http-api.md).
 func TestOpsAuthRequests(t *testing.T) {
 	app := newApp(t, withAuth(chapkit.AuthConfig{APIKeys: []string{testKey, otherTestKey}}),
 		func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder { return b.WithMonitoring().WithDocs() })
@@ -56,25 +59,25 @@ func TestOpsAuthRequests(t *testing.T) {
 
 	t.Run("valid keys", func(t *testing.T) {
 		for _, key := range []string{testKey, otherTestKey} {
-			rec := request(t, h, http.MethodGet, "/api/v1/tasks", "", "", "X-API-Key", key)
+			rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks", "", "", "X-API-Key", key)
 			if rec.Code != http.StatusOK {
 				t.Errorf("key %s: status %d, want 200", key[:7], rec.Code)
 			}
 		}
 		// Header names are case-insensitive.
-		if rec := request(t, h, http.MethodGet, "/api/v1/tasks", "", "", "x-api-key", testKey); rec.Code != http.StatusOK {
+		if rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks", "", "", "x-api-key", testKey); rec.Code != http.StatusOK {
 			t.Errorf("lower-case header: status %d, want 200", rec.Code)
 		}
 	})
 	t.Run("key prefix in the request context", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, "/whoami", "", "", "X-API-Key", testKey)
+		rec := testkit.Request(t, h, http.MethodGet, "/whoami", "", "", "X-API-Key", testKey)
 		if rec.Code != http.StatusOK || rec.Body.String() != "sk_test" {
 			t.Errorf("whoami = %d %q, want 200 \"sk_test\"", rec.Code, rec.Body.String())
 		}
 	})
 	t.Run("missing or empty header", func(t *testing.T) {
 		for _, extra := range [][]string{nil, {"X-API-Key", ""}} {
-			rec := request(t, h, http.MethodGet, "/api/v1/tasks?page=1&size=2", "", "", extra...)
+			rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks?page=1&size=2", "", "", extra...)
 			expect(t, rec, http.StatusUnauthorized, ctProblem, unauthorized("Missing authentication header: X-API-Key", "/api/v1/tasks"))
 			if v := rec.Header().Get("WWW-Authenticate"); v != "" {
 				t.Errorf("WWW-Authenticate = %q, want none", v)
@@ -83,14 +86,14 @@ func TestOpsAuthRequests(t *testing.T) {
 	})
 	t.Run("invalid key", func(t *testing.T) {
 		for _, key := range []string{"wrong", testKey + "x", strings.ToUpper(testKey), testKey[:len(testKey)-1]} {
-			rec := request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"true"}`, ctJSON, "X-API-Key", key)
+			rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"true"}`, ctJSON, "X-API-Key", key)
 			expect(t, rec, http.StatusUnauthorized, ctProblem, unauthorized("Invalid API key", "/api/v1/tasks"))
 		}
 	})
 	t.Run("before routing", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, "/no/such/route", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/no/such/route", "", "")
 		expect(t, rec, http.StatusUnauthorized, ctProblem, unauthorized("Missing authentication header: X-API-Key", "/no/such/route"))
-		rec = request(t, h, http.MethodGet, "/no/such/route", "", "", "X-API-Key", testKey)
+		rec = testkit.Request(t, h, http.MethodGet, "/no/such/route", "", "", "X-API-Key", testKey)
 		if rec.Code != http.StatusNotFound {
 			t.Errorf("unknown route with a key: status %d, want 404", rec.Code)
 		}
@@ -98,12 +101,12 @@ func TestOpsAuthRequests(t *testing.T) {
 	t.Run("unauthenticated paths", func(t *testing.T) {
 		open := map[string]int{"/health": 200, "/docs": 200, "/openapi.json": 200, "/": 404}
 		for p, want := range open {
-			if rec := request(t, h, http.MethodGet, p, "", ""); rec.Code != want {
+			if rec := testkit.Request(t, h, http.MethodGet, p, "", ""); rec.Code != want {
 				t.Errorf("GET %s without a key: status %d, want %d", p, rec.Code, want)
 			}
 		}
 		for _, p := range []string{"/health/$stream", "/metrics", "/api/v1/info", "/health/", "/docsx", "/api/v1/jobs"} {
-			if rec := request(t, h, http.MethodGet, p, "", ""); rec.Code != http.StatusUnauthorized {
+			if rec := testkit.Request(t, h, http.MethodGet, p, "", ""); rec.Code != http.StatusUnauthorized {
 				t.Errorf("GET %s without a key: status %d, want 401", p, rec.Code)
 			}
 		}
@@ -114,31 +117,32 @@ func TestOpsAuthRequests(t *testing.T) {
 func TestOpsAuthConfig(t *testing.T) {
 	t.Run("custom header", func(t *testing.T) {
 		h := newApp(t, withAuth(chapkit.AuthConfig{APIKeys: []string{testKey}, HeaderName: "X-Custom-Key"})).Handler()
-		if rec := request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-Custom-Key", testKey); rec.Code != http.StatusOK {
+		if rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-Custom-Key", testKey); rec.Code != http.StatusOK {
 			t.Errorf("custom header: status %d, want 200", rec.Code)
 		}
-		rec := request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", testKey)
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", testKey)
 		expect(t, rec, http.StatusUnauthorized, ctProblem, unauthorized("Missing authentication header: X-Custom-Key", "/api/v1/info"))
 	})
 	t.Run("exempt list replaces the defaults", func(t *testing.T) {
 		h := newApp(t, withAuth(chapkit.AuthConfig{APIKeys: []string{testKey}, UnauthenticatedPaths: []string{"/api/v1/info"}})).Handler()
-		if rec := request(t, h, http.MethodGet, "/api/v1/info", "", ""); rec.Code != http.StatusOK {
+		if rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", ""); rec.Code != http.StatusOK {
 			t.Errorf("exempt /api/v1/info: status %d, want 200", rec.Code)
 		}
-		if rec := request(t, h, http.MethodGet, "/health", "", ""); rec.Code != http.StatusUnauthorized {
+		if rec := testkit.Request(t, h, http.MethodGet, "/health", "", ""); rec.Code != http.StatusUnauthorized {
 			t.Errorf("/health no longer exempt: status %d, want 401", rec.Code)
 		}
 	})
 	t.Run("short key prefix", func(t *testing.T) {
 		h := newApp(t, withAuth(chapkit.AuthConfig{APIKeys: []string{"abc"}})).Handler()
-		if rec := request(t, h, http.MethodGet, "/whoami", "", "", "X-API-Key", "abc"); rec.Body.String() != "***" {
+		if rec := testkit.Request(t, h, http.MethodGet, "/whoami", "", "", "X-API-Key", "abc"); rec.Body.String() != "***" {
 			t.Errorf("prefix of a short key = %q, want ***", rec.Body.String())
 		}
 	})
 }
 
-// TestOpsAuthKeySources checks where keys come from (CONTRACT §4.10, D9;
-// §8 items 136-137) and the Build errors of a misconfiguration.
+// TestOpsAuthKeySources checks where keys come from (code, key file,
+// environment variable, then the file the environment names) and the Build
+// errors of a misconfiguration.
 func TestOpsAuthKeySources(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.txt")
 	tests := []struct {
@@ -170,9 +174,9 @@ func TestOpsAuthKeySources(t *testing.T) {
 			wantErr: "No API keys configured. Provide api_keys, api_key_file, or set environment variable."},
 		{name: "empty code keys", cfg: chapkit.AuthConfig{APIKeys: []string{}}, env: map[string]string{"CHAPKIT_API_KEYS": testKey},
 			wantErr: "No API keys configured. Provide api_keys, api_key_file, or set environment variable."},
-		{name: "D9 key file variable", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": "\n" + testKey + "\n"},
+		{name: "key file variable", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": "\n" + testKey + "\n"},
 			valid: []string{testKey}, invalid: []string{otherTestKey}},
-		{name: "D9 missing file", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": missing},
+		{name: "key file variable, missing file", env: map[string]string{"CHAPKIT_API_KEYS": "", "CHAPKIT_API_KEY_FILE": missing},
 			wantErr: "API key file not found: " + missing},
 	}
 	for _, tc := range tests {
@@ -197,14 +201,14 @@ func TestOpsAuthKeySources(t *testing.T) {
 				}
 				return
 			}
-			h := start(t, b).Handler()
+			h := apptest.Start(t, b).Handler()
 			for _, k := range tc.valid {
-				if rec := request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", k); rec.Code != http.StatusOK {
+				if rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", k); rec.Code != http.StatusOK {
 					t.Errorf("key %q: status %d, want 200", k, rec.Code)
 				}
 			}
 			for _, k := range tc.invalid {
-				if rec := request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", k); rec.Code != http.StatusUnauthorized {
+				if rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", k); rec.Code != http.StatusUnauthorized {
 					t.Errorf("key %q: status %d, want 401", k, rec.Code)
 				}
 			}
@@ -212,7 +216,7 @@ func TestOpsAuthKeySources(t *testing.T) {
 	}
 }
 
-// TestOpsAuthLoaders checks the exported key helpers (§8 items 136-138).
+// TestOpsAuthLoaders checks the exported key helpers.
 func TestOpsAuthLoaders(t *testing.T) {
 	t.Setenv("OPS_TEST_KEYS", " a , b,,c ")
 	if got, want := strings.Join(chapkit.LoadAPIKeysFromEnv("OPS_TEST_KEYS"), "|"), "a|b|c"; got != want {
@@ -257,17 +261,17 @@ func withLogBuffer(buf *syncBuffer) func(*chapkit.ServiceBuilder) *chapkit.Servi
 }
 
 // TestOpsAuthLogs checks that the direct-keys warning is logged once per
-// app (§8 item 143) and that no log line ever holds more than the key prefix.
+// app and that no log line ever holds more than the key prefix.
 func TestOpsAuthLogs(t *testing.T) {
 	var buf syncBuffer
 	b := builderFor(t)
 	withLogBuffer(&buf)(b)
 	withAuth(chapkit.AuthConfig{APIKeys: []string{testKey}})(b)
 	b.WithLogging()
-	h := start(t, b).Handler()
-	request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", testKey)
-	request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", otherTestKey)
-	request(t, h, http.MethodGet, "/api/v1/info", "", "")
+	h := apptest.Start(t, b).Handler()
+	testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", testKey)
+	testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", otherTestKey)
+	testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "")
 	logs := buf.String()
 	if n := strings.Count(logs, "Using direct API keys - not recommended for production"); n != 1 {
 		t.Errorf("direct-keys warning logged %d times, want 1", n)

@@ -10,6 +10,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/chapkit-go/chapkit"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 )
 
 // withLogging enables request logging into buf and adds GET /rid, which
@@ -26,14 +29,14 @@ func withLogging(buf *syncBuffer) func(*chapkit.ServiceBuilder) *chapkit.Service
 	}
 }
 
-// TestOpsRequestID checks X-Request-ID (CONTRACT §4.13, §8 item 147).
+// TestOpsRequestID checks the X-Request-ID header (docs/http-api.md).
 func TestOpsRequestID(t *testing.T) {
 	var buf syncBuffer
 	h := newApp(t, withLogging(&buf)).Handler()
 
 	seen := map[string]bool{}
 	for range 5 {
-		rec := request(t, h, http.MethodGet, "/rid", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/rid", "", "")
 		id := rec.Header().Get("X-Request-ID")
 		if len(id) != 26 {
 			t.Fatalf("X-Request-ID = %q, want 26 characters", id)
@@ -55,20 +58,20 @@ func TestOpsRequestID(t *testing.T) {
 		{http.MethodPost, "/api/v1/tasks", 422},
 		{http.MethodGet, "/boom", 500},
 	} {
-		rec := request(t, h, tc.method, tc.path, "", "")
+		rec := testkit.Request(t, h, tc.method, tc.path, "", "")
 		if rec.Code != tc.status || len(rec.Header().Get("X-Request-ID")) != 26 {
 			t.Errorf("%s %s: status %d, X-Request-ID %q; want %d and an id", tc.method, tc.path, rec.Code, rec.Header().Get("X-Request-ID"), tc.status)
 		}
 	}
 	t.Run("valid incoming id is kept", func(t *testing.T) {
 		const mine = "01JCSEED0000000000000TASK1"
-		rec := request(t, h, http.MethodGet, "/rid", "", "", "X-Request-ID", mine)
+		rec := testkit.Request(t, h, http.MethodGet, "/rid", "", "", "X-Request-ID", mine)
 		if got := rec.Header().Get("X-Request-ID"); got != mine || rec.Body.String() != mine {
 			t.Errorf("echoed id = %q (handler %q), want %q", got, rec.Body.String(), mine)
 		}
 	})
 	t.Run("invalid incoming id is replaced", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, "/rid", "", "", "X-Request-ID", "not-a-ulid\nforged")
+		rec := testkit.Request(t, h, http.MethodGet, "/rid", "", "", "X-Request-ID", "not-a-ulid\nforged")
 		if got := rec.Header().Get("X-Request-ID"); len(got) != 26 || strings.Contains(got, "forged") {
 			t.Errorf("X-Request-ID = %q, want a fresh ULID", got)
 		}
@@ -77,17 +80,17 @@ func TestOpsRequestID(t *testing.T) {
 		b := builderFor(t)
 		withLogging(&syncBuffer{})(b)
 		b.WithAuth(chapkit.AuthConfig{APIKeys: []string{testKey}})
-		h := start(t, b).Handler()
-		rec := request(t, h, http.MethodGet, "/api/v1/info", "", "")
+		h := apptest.Start(t, b).Handler()
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "")
 		if rec.Code != http.StatusUnauthorized || rec.Header().Get("X-Request-ID") != "" {
 			t.Errorf("unauthenticated: status %d, X-Request-ID %q; want 401 and none", rec.Code, rec.Header().Get("X-Request-ID"))
 		}
-		if rec := request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", testKey); len(rec.Header().Get("X-Request-ID")) != 26 {
+		if rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "", "X-API-Key", testKey); len(rec.Header().Get("X-Request-ID")) != 26 {
 			t.Errorf("authenticated request has no X-Request-ID")
 		}
 	})
 	t.Run("off by default", func(t *testing.T) {
-		rec := request(t, newApp(t).Handler(), http.MethodGet, "/api/v1/info", "", "")
+		rec := testkit.Request(t, newApp(t).Handler(), http.MethodGet, "/api/v1/info", "", "")
 		if v := rec.Header().Get("X-Request-ID"); v != "" {
 			t.Errorf("X-Request-ID = %q without WithLogging", v)
 		}
@@ -99,7 +102,7 @@ func TestOpsRequestID(t *testing.T) {
 func TestOpsRequestLogs(t *testing.T) {
 	var buf syncBuffer
 	h := newApp(t, withLogging(&buf)).Handler()
-	rec := request(t, h, http.MethodGet, "/api/v1/info", "", "")
+	rec := testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", "")
 	id := rec.Header().Get("X-Request-ID")
 	logs := buf.String()
 	for _, want := range []string{
@@ -112,7 +115,7 @@ func TestOpsRequestLogs(t *testing.T) {
 		}
 	}
 
-	rec = request(t, h, http.MethodGet, "/boom", "", "")
+	rec = testkit.Request(t, h, http.MethodGet, "/boom", "", "")
 	if rec.Code != http.StatusInternalServerError || rec.Body.String() != "Internal Server Error" {
 		t.Errorf("failing handler: %d %q, want 500 Internal Server Error", rec.Code, rec.Body.String())
 	}
@@ -121,7 +124,7 @@ func TestOpsRequestLogs(t *testing.T) {
 	}
 
 	taskID := shellTask(t, h, "true")
-	rec = request(t, h, http.MethodPost, "/api/v1/tasks/"+taskID+"/$execute", "", "")
+	rec = testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+taskID+"/$execute", "", "")
 	jobID := object(t, rec.Body.Bytes())["job_id"].(string)
 	waitJob(t, h, jobID)
 	var line string

@@ -11,12 +11,14 @@ import (
 
 	"github.com/chapkit-go/chapkit"
 	"github.com/chapkit-go/chapkit/task"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 // scrape reads the metrics of h at path and returns them by family name.
 func scrape(t testing.TB, h http.Handler, path string, extra ...string) map[string]*dto.MetricFamily {
 	t.Helper()
-	rec := request(t, h, http.MethodGet, path, "", "", extra...)
+	rec := testkit.Request(t, h, http.MethodGet, path, "", "", extra...)
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET %s: status %d, body %s", path, rec.Code, rec.Body.String())
 	}
@@ -62,13 +64,12 @@ func withMonitoring(cfg ...chapkit.MonitoringConfig) func(*chapkit.ServiceBuilde
 	return func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder { return b.WithMonitoring(cfg...) }
 }
 
-// TestOpsMetricsEndpoint checks the exposition itself (CONTRACT §3.6, §8
-// item 126): content type, HELP and TYPE lines, the runtime and process
+// TestOpsMetricsEndpoint checks the exposition itself: content type, HELP and TYPE lines, the runtime and process
 // collectors and the service_name label.
 func TestOpsMetricsEndpoint(t *testing.T) {
 	t.Run("default prefix", func(t *testing.T) {
 		app := newApp(t, withMonitoring())
-		rec := request(t, app.Handler(), http.MethodGet, "/metrics", "", "")
+		rec := testkit.Request(t, app.Handler(), http.MethodGet, "/metrics", "", "")
 		if rec.Code != http.StatusOK {
 			t.Fatalf("GET /metrics: status %d", rec.Code)
 		}
@@ -95,7 +96,7 @@ func TestOpsMetricsEndpoint(t *testing.T) {
 	t.Run("custom prefix and service name", func(t *testing.T) {
 		app := newApp(t, withMonitoring(chapkit.MonitoringConfig{Prefix: "/api/v1/metrics", ServiceName: "svc"}))
 		h := app.Handler()
-		if rec := request(t, h, http.MethodGet, "/metrics", "", ""); rec.Code != http.StatusNotFound {
+		if rec := testkit.Request(t, h, http.MethodGet, "/metrics", "", ""); rec.Code != http.StatusNotFound {
 			t.Errorf("GET /metrics with a custom prefix: status %d, want 404", rec.Code)
 		}
 		fams := scrape(t, h, "/api/v1/metrics")
@@ -105,7 +106,7 @@ func TestOpsMetricsEndpoint(t *testing.T) {
 	})
 	t.Run("off by default", func(t *testing.T) {
 		app := newApp(t)
-		if rec := request(t, app.Handler(), http.MethodGet, "/metrics", "", ""); rec.Code != http.StatusNotFound {
+		if rec := testkit.Request(t, app.Handler(), http.MethodGet, "/metrics", "", ""); rec.Code != http.StatusNotFound {
 			t.Errorf("GET /metrics without WithMonitoring: status %d, want 404", rec.Code)
 		}
 	})
@@ -119,12 +120,12 @@ func TestOpsMetricsHTTP(t *testing.T) {
 	route := map[string]string{"http_method": "GET", "http_route": "/api/v1/tasks/:id", "http_status_code": "404"}
 	before, _ := sample(scrape(t, h, "/metrics"), "http_server_request_duration_seconds", route)
 	for range 3 {
-		if rec := request(t, h, http.MethodGet, "/api/v1/tasks/"+unknownID, "", ""); rec.Code != http.StatusNotFound {
+		if rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/"+unknownID, "", ""); rec.Code != http.StatusNotFound {
 			t.Fatalf("GET unknown task: status %d", rec.Code)
 		}
 	}
-	request(t, h, http.MethodGet, "/no/such/path", "", "")
-	request(t, h, "BREW", "/api/v1/info", "", "")
+	testkit.Request(t, h, http.MethodGet, "/no/such/path", "", "")
+	testkit.Request(t, h, "BREW", "/api/v1/info", "", "")
 	fams := scrape(t, h, "/metrics")
 	if got, _ := sample(fams, "http_server_request_duration_seconds", route); got-before != 3 {
 		t.Errorf("requests counted for %v = %v, want 3", route, got-before)
@@ -164,7 +165,7 @@ func TestOpsMetricsJobs(t *testing.T) {
 	}{
 		{"chapkit_jobs_submitted_total", kind, 3},
 		// A shell command that exits non-zero still completes its job: the
-		// exit code is in the artifact (CONTRACT §4.4).
+		// exit code is in the artifact.
 		{"chapkit_jobs_finished_total", map[string]string{"kind": task.JobKind, "status": "completed"}, 3},
 		{"chapkit_job_duration_seconds", map[string]string{"kind": task.JobKind, "status": "completed"}, 3},
 		{"chapkit_jobs_pending", nil, 0},
@@ -184,26 +185,25 @@ func TestOpsMetricsJobs(t *testing.T) {
 	if v, _ := sample(scrape(t, h, "/metrics"), "chapkit_jobs_running", nil); v != 1 {
 		t.Errorf("chapkit_jobs_running = %v while the job runs, want 1", v)
 	}
-	if rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
+	if rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
 		t.Fatalf("$cancel: status %d, body %s", rec.Code, rec.Body.String())
 	}
 	waitJob(t, h, id)
-	waitFor(t, "the canceled job to be counted", func() bool {
+	testkit.Eventually(t, testkit.Deadline, "the canceled job to be counted", func() bool {
 		v, _ := sample(scrape(t, h, "/metrics"), "chapkit_jobs_finished_total", map[string]string{"kind": task.JobKind, "status": "canceled"})
 		return v == 1
 	})
 }
 
-// TestOpsMetricsTwoApps builds two monitored apps in one process (CONTRACT
-// §4.11, §8 item 127): neither fails, and each counts only its own requests.
+// TestOpsMetricsTwoApps builds two monitored apps in one process: neither fails, and each counts only its own requests.
 func TestOpsMetricsTwoApps(t *testing.T) {
 	one := newApp(t, withMonitoring(chapkit.MonitoringConfig{ServiceName: "one"}))
 	two := newApp(t, withMonitoring(chapkit.MonitoringConfig{ServiceName: "two"}))
 	info := map[string]string{"http_route": "/api/v1/info", "http_status_code": "200"}
 	for range 2 {
-		request(t, one.Handler(), http.MethodGet, "/api/v1/info", "", "")
+		testkit.Request(t, one.Handler(), http.MethodGet, "/api/v1/info", "", "")
 	}
-	request(t, two.Handler(), http.MethodGet, "/api/v1/info", "", "")
+	testkit.Request(t, two.Handler(), http.MethodGet, "/api/v1/info", "", "")
 	if got, _ := sample(scrape(t, one.Handler(), "/metrics"), "http_server_request_duration_seconds", info); got != 2 {
 		t.Errorf("app one counted %v info requests, want 2", got)
 	}

@@ -12,6 +12,9 @@ import (
 	validator "github.com/pb33f/libopenapi-validator"
 
 	"github.com/chapkit-go/chapkit"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 )
 
 // fullApp has every option that mounts routes, auth and a custom route.
@@ -25,14 +28,14 @@ func fullApp(t *testing.T, mods ...func(*chapkit.ServiceBuilder) *chapkit.Servic
 	for _, m := range mods {
 		b = m(b)
 	}
-	return start(t, b)
+	return apptest.Start(t, b)
 }
 
 // openAPIDoc fetches /openapi.json and checks it against the OpenAPI 3.1
 // schema with libopenapi-validator.
 func openAPIDoc(t *testing.T, app *chapkit.App) (map[string]any, validator.Validator) {
 	t.Helper()
-	rec := request(t, app.Handler(), http.MethodGet, "/openapi.json", "", "")
+	rec := testkit.Request(t, app.Handler(), http.MethodGet, "/openapi.json", "", "")
 	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != ctJSON {
 		t.Fatalf("GET /openapi.json: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
@@ -144,7 +147,7 @@ func TestOpsOpenAPIPermissions(t *testing.T) {
 
 // TestOpsOpenAPIResponses validates real responses against the document.
 func TestOpsOpenAPIResponses(t *testing.T) {
-	app := start(t, builderFor(t).WithMonitoring().WithLogging().WithDocs())
+	app := apptest.Start(t, builderFor(t).WithMonitoring().WithLogging().WithDocs())
 	_, v := openAPIDoc(t, app)
 	h := app.Handler()
 	id := shellTask(t, h, "true")
@@ -168,7 +171,7 @@ func TestOpsOpenAPIResponses(t *testing.T) {
 		if tc.body != "" {
 			req.Header.Set("Content-Type", ctJSON)
 		}
-		rec := request(t, h, tc.method, tc.path, tc.body, map[bool]string{true: ctJSON}[tc.body != ""], "X-API-Key", testKey)
+		rec := testkit.Request(t, h, tc.method, tc.path, tc.body, map[bool]string{true: ctJSON}[tc.body != ""], "X-API-Key", testKey)
 		resp := rec.Result()
 		if ok, errs := v.ValidateHttpResponse(req, resp); !ok {
 			for _, e := range errs {
@@ -188,7 +191,7 @@ var assetRef = regexp.MustCompile(`(?:src|href)="([^"]+)"`)
 func TestOpsDocsPage(t *testing.T) {
 	app := fullApp(t)
 	h := app.Handler()
-	rec := request(t, h, http.MethodGet, "/docs", "", "")
+	rec := testkit.Request(t, h, http.MethodGet, "/docs", "", "")
 	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /docs: %d %s", rec.Code, rec.Header().Get("Content-Type"))
 	}
@@ -203,7 +206,7 @@ func TestOpsDocsPage(t *testing.T) {
 			t.Errorf("asset %q is not served by the service", u)
 			continue
 		}
-		rec := request(t, h, http.MethodGet, u, "", "") // no key: exempt with /docs
+		rec := testkit.Request(t, h, http.MethodGet, u, "", "") // no key: exempt with /docs
 		if rec.Code != http.StatusOK || rec.Body.Len() < 1000 {
 			t.Errorf("GET %s: status %d, %d bytes", u, rec.Code, rec.Body.Len())
 		}
@@ -215,14 +218,14 @@ func TestOpsDocsPage(t *testing.T) {
 	if !strings.Contains(page, `"/openapi.json"`) {
 		t.Errorf("docs page does not load /openapi.json")
 	}
-	if rec := request(t, h, http.MethodGet, "/docs/nope.js", "", "", "X-API-Key", testKey); rec.Code != http.StatusNotFound {
+	if rec := testkit.Request(t, h, http.MethodGet, "/docs/nope.js", "", "", "X-API-Key", testKey); rec.Code != http.StatusNotFound {
 		t.Errorf("unknown asset: status %d, want 404", rec.Code)
 	}
-	if rec := request(t, h, http.MethodGet, "/docs/nope.js", "", ""); rec.Code != http.StatusUnauthorized {
+	if rec := testkit.Request(t, h, http.MethodGet, "/docs/nope.js", "", ""); rec.Code != http.StatusUnauthorized {
 		t.Errorf("unknown asset without a key: status %d, want 401 (only the real assets are exempt)", rec.Code)
 	}
 	var doc map[string]any
-	if err := json.Unmarshal(request(t, h, http.MethodGet, "/openapi.json", "", "").Body.Bytes(), &doc); err != nil {
+	if err := json.Unmarshal(testkit.Request(t, h, http.MethodGet, "/openapi.json", "", "").Body.Bytes(), &doc); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,11 +9,13 @@ import (
 
 	"github.com/chapkit-go/chapkit"
 	"github.com/chapkit-go/chapkit/registry"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
-// TestJobsSurviveRestart: job records live in the database (CONTRACT D3);
+// TestJobsSurviveRestart: job records live in the database (docs/jobs.md);
 // a drain that runs out of time records the running job as interrupted
-// and leaves the queued one pending, and the next start runs it (D14).
+// and leaves the queued one pending, and the next start runs it.
 func TestJobsSurviveRestart(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "durable.db")
@@ -49,7 +51,7 @@ func TestJobsSurviveRestart(t *testing.T) {
 	second := build()
 	t.Cleanup(func() { second.Shutdown(context.Background()) })
 	h = second.Handler()
-	expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/"+done["id"].(string), "", ""), http.StatusOK, ctJSON, done)
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+done["id"].(string), "", ""), http.StatusOK, ctJSON, done)
 	interrupted := getJob(t, h, long)
 	if interrupted["status"] != "failed" || interrupted["error"] != "interrupted: the service stopped while the job was running" ||
 		interrupted["finished_at"] == nil {
@@ -65,7 +67,7 @@ func TestJobsSurviveRestart(t *testing.T) {
 }
 
 // TestPendingBound: past JobsConfig.MaxPending waiting jobs, $execute is
-// 503 problem+json with Retry-After and creates no job (CONTRACT D15).
+// 503 problem+json with Retry-After and creates no job (docs/limits.md).
 func TestPendingBound(t *testing.T) {
 	t.Parallel()
 	app := newApp(t, func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder {
@@ -76,15 +78,15 @@ func TestPendingBound(t *testing.T) {
 	waitRunning(t, app, blocker)
 	id := shellTask(t, h, "echo queued")
 	execute(t, h, id)
-	rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
+	rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/$execute", "", "")
 	expect(t, rec, http.StatusServiceUnavailable, ctProblem, nil)
 	if rec.Header().Get("Retry-After") == "" {
 		t.Errorf("503 without Retry-After")
 	}
-	if n := len(array(t, request(t, h, http.MethodGet, "/api/v1/jobs", "", "").Body.Bytes())); n != 2 {
+	if n := len(array(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs", "", "").Body.Bytes())); n != 2 {
 		t.Errorf("%d jobs, want 2 (the refused one is not stored)", n)
 	}
-	if rec := request(t, h, http.MethodDelete, "/api/v1/jobs/"+blocker, "", ""); rec.Code != http.StatusNoContent {
+	if rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/jobs/"+blocker, "", ""); rec.Code != http.StatusNoContent {
 		t.Errorf("DELETE blocker: %d", rec.Code)
 	}
 }

@@ -28,26 +28,16 @@ type RetentionConfig struct {
 	BatchSize int
 }
 
-func (r RetentionConfig) withDefaults() RetentionConfig {
-	if r.Interval <= 0 {
-		r.Interval = time.Minute
-	}
-	if r.BatchSize <= 0 {
-		r.BatchSize = 500
-	}
-	return r
-}
-
 var finishedStatuses = []job.Status{job.StatusCompleted, job.StatusFailed, job.StatusCanceled}
 
 // Prune applies the retention policy once and returns how many jobs it
 // removed together with their artifacts. It is what the background pruner
 // runs every interval; it returns 0 when no policy is configured.
 func (a *App) Prune(ctx context.Context) (int, error) {
-	if a.b.jobs == nil || a.b.jobs.Retention == nil || a.db == nil {
+	if a.s.retention == nil || a.db == nil {
 		return 0, nil
 	}
-	r := a.b.jobs.Retention.withDefaults()
+	r := *a.s.retention
 	removed := 0
 	for {
 		var batch []job.Job
@@ -107,7 +97,7 @@ func (a *App) removeJobs(ctx context.Context, batch []job.Job) error {
 // runPruner prunes every interval until stop is closed.
 func (a *App) runPruner(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	r := a.b.jobs.Retention.withDefaults()
+	r := *a.s.retention
 	t := time.NewTicker(r.Interval)
 	defer t.Stop()
 	for {

@@ -11,6 +11,8 @@ import (
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
 	"github.com/chapkit-go/chapkit/task"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 func retentionApp(t *testing.T, r chapkit.RetentionConfig, reg *registry.Registry) *chapkit.App {
@@ -98,17 +100,10 @@ func TestRetentionMaxAgeInBackground(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, 10*time.Second, "background pruning to remove every job and artifact", func() bool {
 		jobs, arts := counts(t, app)
-		if jobs == 0 && arts == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("background pruning left %d jobs and %d artifacts", jobs, arts)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval
-	}
+		return jobs == 0 && arts == 0
+	})
 }
 
 func TestRetentionOffPrunesNothing(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/chapkit-go/chapkit"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 func checkSSEHeaders(t *testing.T, resp *http.Response) {
@@ -45,10 +47,10 @@ func TestJobStream(t *testing.T) {
 
 	t.Run("a finished job streams one event", func(t *testing.T) {
 		job := waitJob(t, h, execute(t, h, shellTask(t, h, "echo streamed")))
-		r, cancel := openSSE(t, client, srv.URL+"/api/v1/jobs/"+job["id"].(string)+"/$stream")
+		r, cancel := testkit.OpenSSE(t, client, srv.URL+"/api/v1/jobs/"+job["id"].(string)+"/$stream")
 		defer cancel()
-		checkSSEHeaders(t, r.resp)
-		events := r.all()
+		checkSSEHeaders(t, r.Resp)
+		events := r.All()
 		if len(events) != 1 {
 			t.Fatalf("events = %q, want exactly one", events)
 		}
@@ -64,17 +66,17 @@ func TestJobStream(t *testing.T) {
 		blocker := execute(t, h, shellTask(t, h, "sleep 987606"))
 		waitRunning(t, app, blocker)
 		id := execute(t, h, shellTask(t, h, "echo late"))
-		r, cancel := openSSE(t, client, srv.URL+"/api/v1/jobs/"+id+"/$stream?poll_interval=0.1")
+		r, cancel := testkit.OpenSSE(t, client, srv.URL+"/api/v1/jobs/"+id+"/$stream?poll_interval=0.1")
 		defer cancel()
-		checkSSEHeaders(t, r.resp)
-		first, ok := r.next()
+		checkSSEHeaders(t, r.Resp)
+		first, ok := r.Next()
 		if !ok {
 			t.Fatal("stream ended before the first event")
 		}
-		if rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+blocker+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
+		if rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+blocker+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
 			t.Fatalf("$cancel blocker: %d", rec.Code)
 		}
-		recs := records(t, append([]string{first}, r.all()...))
+		recs := records(t, append([]string{first}, r.All()...))
 		var statuses []any
 		for _, rec := range recs {
 			statuses = append(statuses, rec["status"])
@@ -93,9 +95,9 @@ func TestJobStream(t *testing.T) {
 	t.Run("a failing job ends with failed", func(t *testing.T) {
 		id := createTask(t, h, `{"command":"no_such_function","task_type":"python"}`)["id"].(string)
 		jobID := execute(t, h, id)
-		r, cancel := openSSE(t, client, srv.URL+"/api/v1/jobs/"+jobID+"/$stream")
+		r, cancel := testkit.OpenSSE(t, client, srv.URL+"/api/v1/jobs/"+jobID+"/$stream")
 		defer cancel()
-		recs := records(t, r.all())
+		recs := records(t, r.All())
 		last := recs[len(recs)-1]
 		if last["status"] != "failed" || !strings.Contains(last["error"].(string), "ValueError") || last["artifact_id"] != nil {
 			t.Errorf("last event = %v", last)
@@ -105,9 +107,9 @@ func TestJobStream(t *testing.T) {
 	t.Run("poll_interval of any value is accepted", func(t *testing.T) {
 		job := waitJob(t, h, execute(t, h, shellTask(t, h, "true")))
 		for _, p := range []string{"abc", "0", "-1", "0.2"} {
-			r, cancel := openSSE(t, client, srv.URL+"/api/v1/jobs/"+job["id"].(string)+"/$stream?poll_interval="+p)
-			checkSSEHeaders(t, r.resp)
-			if recs := records(t, r.all()); len(recs) != 1 || recs[0]["status"] != "completed" {
+			r, cancel := testkit.OpenSSE(t, client, srv.URL+"/api/v1/jobs/"+job["id"].(string)+"/$stream?poll_interval="+p)
+			checkSSEHeaders(t, r.Resp)
+			if recs := records(t, r.All()); len(recs) != 1 || recs[0]["status"] != "completed" {
 				t.Errorf("poll_interval=%s: events %v", p, recs)
 			}
 			cancel()
@@ -115,24 +117,24 @@ func TestJobStream(t *testing.T) {
 	})
 
 	t.Run("invalid id is 400, unknown is 404", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/invalid-ulid/$stream", "", ""), http.StatusBadRequest, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/invalid-ulid/$stream", "", ""), http.StatusBadRequest, ctJSON,
 			detail("Invalid job ID format"))
-		expect(t, request(t, h, http.MethodGet, "/api/v1/jobs/"+unknownID+"/$stream", "", ""), http.StatusNotFound, ctJSON, jobNotFound)
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/jobs/"+unknownID+"/$stream", "", ""), http.StatusNotFound, ctJSON, jobNotFound)
 	})
 
 	t.Run("a job deleted mid-stream ends with the deleted event", func(t *testing.T) {
 		id := execute(t, h, shellTask(t, h, "sleep 987607"))
 		waitRunning(t, app, id)
-		r, cancel := openSSE(t, client, srv.URL+"/api/v1/jobs/"+id+"/$stream")
+		r, cancel := testkit.OpenSSE(t, client, srv.URL+"/api/v1/jobs/"+id+"/$stream")
 		defer cancel()
-		first, ok := r.next()
+		first, ok := r.Next()
 		if !ok || object(t, []byte(first))["status"] != "running" {
 			t.Fatalf("first event = %q", first)
 		}
-		if rec := request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", ""); rec.Code != http.StatusNoContent {
+		if rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", ""); rec.Code != http.StatusNoContent {
 			t.Fatalf("DELETE: %d", rec.Code)
 		}
-		rest := r.all()
+		rest := r.All()
 		if len(rest) == 0 || rest[len(rest)-1] != `{"status": "deleted"}` {
 			t.Errorf("events after DELETE = %q, want to end with {\"status\": \"deleted\"}", rest)
 		}
@@ -141,15 +143,15 @@ func TestJobStream(t *testing.T) {
 	t.Run("a job cancelled mid-stream ends with canceled", func(t *testing.T) {
 		id := execute(t, h, shellTask(t, h, "sleep 987608"))
 		waitRunning(t, app, id)
-		r, cancel := openSSE(t, client, srv.URL+"/api/v1/jobs/"+id+"/$stream")
+		r, cancel := testkit.OpenSSE(t, client, srv.URL+"/api/v1/jobs/"+id+"/$stream")
 		defer cancel()
-		if _, ok := r.next(); !ok {
+		if _, ok := r.Next(); !ok {
 			t.Fatal("no first event")
 		}
-		if rec := request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
+		if rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
 			t.Fatalf("$cancel: %d", rec.Code)
 		}
-		rest := records(t, r.all())
+		rest := records(t, r.All())
 		if len(rest) != 1 || rest[0]["status"] != "canceled" || rest[0]["finished_at"] == nil {
 			t.Errorf("events after $cancel = %v, want one canceled record", rest)
 		}
@@ -178,8 +180,8 @@ func TestJobStreamClientDisconnect(t *testing.T) {
 		id := execute(t, h, shellTask(t, h, "sleep 987609"))
 		waitRunning(t, app, id)
 		url := srv.URL + "/api/v1/jobs/" + id + "/$stream"
-		r, cancel := openSSE(t, client, url)
-		if _, ok := r.next(); !ok {
+		r, cancel := testkit.OpenSSE(t, client, url)
+		if _, ok := r.Next(); !ok {
 			t.Fatal("no first event")
 		}
 		// The only stream slot is taken.
@@ -193,9 +195,9 @@ func TestJobStreamClientDisconnect(t *testing.T) {
 			t.Errorf("second stream: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
 		cancel()
-		r.resp.Body.Close()
+		r.Resp.Body.Close()
 		// The server notices the disconnect and frees the slot.
-		waitFor(t, "the stream handler to end", func() bool {
+		testkit.Eventually(t, testkit.Deadline, "the stream handler to end", func() bool {
 			ctx, stop := context.WithCancel(t.Context())
 			defer stop()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -206,7 +208,7 @@ func TestJobStreamClientDisconnect(t *testing.T) {
 			defer resp.Body.Close()
 			return resp.StatusCode == http.StatusOK
 		})
-		if rec := request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", ""); rec.Code != http.StatusNoContent {
+		if rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/jobs/"+id, "", ""); rec.Code != http.StatusNoContent {
 			t.Errorf("DELETE: %d", rec.Code)
 		}
 	}()
@@ -217,12 +219,12 @@ func TestHealthStream(t *testing.T) {
 	t.Parallel()
 	app := newApp(t)
 	srv := serve(t, app.Handler())
-	r, cancel := openSSE(t, srv.Client(), srv.URL+"/health/$stream?poll_interval=0.05")
+	r, cancel := testkit.OpenSSE(t, srv.Client(), srv.URL+"/health/$stream?poll_interval=0.05")
 	defer cancel()
-	checkSSEHeaders(t, r.resp)
+	checkSSEHeaders(t, r.Resp)
 	want := `{"status":"healthy","checks":{"database":{"state":"healthy"}}}`
 	for i := range 2 {
-		ev, ok := r.next()
+		ev, ok := r.Next()
 		if !ok {
 			t.Fatalf("stream ended after %d events", i)
 		}
@@ -232,7 +234,7 @@ func TestHealthStream(t *testing.T) {
 	}
 
 	t.Run("bad poll_interval is 422 float_parsing", func(t *testing.T) {
-		rec := request(t, app.Handler(), http.MethodGet, "/health/$stream?poll_interval=abc", "", "")
+		rec := testkit.Request(t, app.Handler(), http.MethodGet, "/health/$stream?poll_interval=abc", "", "")
 		expect(t, rec, http.StatusUnprocessableEntity, ctJSON, map[string]any{"detail": []any{map[string]any{
 			"type": "float_parsing", "loc": []any{"query", "poll_interval"},
 			"msg": "Input should be a valid number, unable to parse string as a number", "input": "abc"}}})

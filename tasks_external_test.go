@@ -10,6 +10,8 @@ import (
 
 	"github.com/chapkit-go/chapkit"
 	"github.com/chapkit-go/chapkit/registry"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 // taskOut is the expected TaskOut without id and timestamps.
@@ -56,7 +58,7 @@ func TestTaskCreate(t *testing.T) {
 		if got["created_at"] != got["updated_at"] {
 			t.Errorf("created_at %v != updated_at %v on create", got["created_at"], got["updated_at"])
 		}
-		expect(t, request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON, got)
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON, got)
 	})
 
 	t.Run("python task echoes task_type and parameters", func(t *testing.T) {
@@ -87,18 +89,18 @@ func TestTaskCreate(t *testing.T) {
 	})
 
 	t.Run("curl's default form content type is read as JSON", func(t *testing.T) {
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo form"}`, "application/x-www-form-urlencoded")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo form"}`, "application/x-www-form-urlencoded")
 		expect(t, rec, http.StatusCreated, ctJSON, taskOut("echo form", "shell", nil, true), ignoreEntity)
 	})
 
 	t.Run("no Content-Type is read as JSON", func(t *testing.T) {
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo none"}`, "")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo none"}`, "")
 		expect(t, rec, http.StatusCreated, ctJSON, taskOut("echo none", "shell", nil, true), ignoreEntity)
 	})
 
 	t.Run("json with charset and +json types are accepted", func(t *testing.T) {
 		for _, ct := range []string{"application/json; charset=utf-8", "application/vnd.api+json"} {
-			rec := request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo ct"}`, ct)
+			rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo ct"}`, ct)
 			expect(t, rec, http.StatusCreated, ctJSON, taskOut("echo ct", "shell", nil, true), ignoreEntity)
 		}
 	})
@@ -162,7 +164,7 @@ func TestTaskCreateInvalidBody(t *testing.T) {
 	})
 
 	t.Run("nothing was created", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
 	})
 }
 
@@ -186,14 +188,14 @@ func TestTaskBodyLimits(t *testing.T) {
 		if rec.Code != http.StatusCreated {
 			t.Fatalf("status = %d, want 201", rec.Code)
 		}
-		rec = request(t, h, http.MethodDelete, "/api/v1/tasks/"+object(t, rec.Body.Bytes())["id"].(string), "", "")
+		rec = testkit.Request(t, h, http.MethodDelete, "/api/v1/tasks/"+object(t, rec.Body.Bytes())["id"].(string), "", "")
 		if rec.Code != http.StatusNoContent {
 			t.Fatalf("DELETE status = %d", rec.Code)
 		}
 	})
 
 	t.Run("text/plain is 415", func(t *testing.T) {
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo"}`, "text/plain")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo"}`, "text/plain")
 		expect(t, rec, http.StatusUnsupportedMediaType, ctProblem, nil)
 		if got := object(t, rec.Body.Bytes()); got["status"] != float64(415) {
 			t.Errorf("415 body = %v", got)
@@ -201,7 +203,7 @@ func TestTaskBodyLimits(t *testing.T) {
 	})
 
 	t.Run("nothing was created", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
 	})
 }
 
@@ -232,7 +234,7 @@ func TestTaskIDErrors(t *testing.T) {
 		})
 	}
 	t.Run("execute invalid ULID names the task path", func(t *testing.T) {
-		rec := request(t, h, http.MethodPost, prefix+"/not-a-ulid/$execute", "", "")
+		rec := testkit.Request(t, h, http.MethodPost, prefix+"/not-a-ulid/$execute", "", "")
 		expect(t, rec, http.StatusBadRequest, ctProblem, invalidULID(prefix, "not-a-ulid"))
 	})
 	t.Run("body is validated before the id", func(t *testing.T) {
@@ -269,7 +271,7 @@ func TestTaskPut(t *testing.T) {
 			if got := object(t, rec.Body.Bytes()); got["updated_at"] == before["updated_at"] {
 				t.Errorf("updated_at did not move on a change: %v", got["updated_at"])
 			}
-			expect(t, request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON, want, ignoreKeys("updated_at"))
+			expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON, want, ignoreKeys("updated_at"))
 		})
 	}
 
@@ -321,16 +323,16 @@ func TestTaskPatch(t *testing.T) {
 	for _, tc := range ok {
 		t.Run(tc.name, func(t *testing.T) {
 			id := createTask(t, h, stored)["id"].(string)
-			rec := request(t, h, http.MethodPatch, "/api/v1/tasks/"+id, tc.patch, mergeJSON)
+			rec := testkit.Request(t, h, http.MethodPatch, "/api/v1/tasks/"+id, tc.patch, mergeJSON)
 			expect(t, rec, http.StatusOK, ctJSON, withEntries(tc.want, "id", id), ignoreKeys("created_at", "updated_at"))
-			expect(t, request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON,
+			expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON,
 				withEntries(tc.want, "id", id), ignoreKeys("created_at", "updated_at"))
 		})
 	}
 
 	t.Run("empty patch changes nothing", func(t *testing.T) {
 		before := createTask(t, h, stored)
-		rec := request(t, h, http.MethodPatch, "/api/v1/tasks/"+before["id"].(string), `{}`, mergeJSON)
+		rec := testkit.Request(t, h, http.MethodPatch, "/api/v1/tasks/"+before["id"].(string), `{}`, mergeJSON)
 		expect(t, rec, http.StatusOK, ctJSON, before)
 	})
 
@@ -341,7 +343,7 @@ func TestTaskPatch(t *testing.T) {
 	})
 
 	// A wrong type, or null for command, task_type or enabled, is a 422
-	// and changes nothing (CONTRACT §3.1 PATCH).
+	// and changes nothing.
 	bad := []struct {
 		name  string
 		patch string
@@ -358,12 +360,12 @@ func TestTaskPatch(t *testing.T) {
 		t.Run(tc.name+" is 422 and changes nothing", func(t *testing.T) {
 			before := createTask(t, h, `{"command":"echo a","task_type":"python","parameters":{"a":1},"enabled":false}`)
 			id := before["id"].(string)
-			rec := request(t, h, http.MethodPatch, "/api/v1/tasks/"+id, tc.patch, mergeJSON)
+			rec := testkit.Request(t, h, http.MethodPatch, "/api/v1/tasks/"+id, tc.patch, mergeJSON)
 			expect(t, rec, http.StatusUnprocessableEntity, ctJSON, nil)
 			if _, isList := object(t, rec.Body.Bytes())["detail"].([]any); !isList {
 				t.Errorf("422 body %s is not a list of violations", rec.Body.String())
 			}
-			expect(t, request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON, before)
+			expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusOK, ctJSON, before)
 		})
 	}
 }
@@ -372,12 +374,12 @@ func TestTaskDelete(t *testing.T) {
 	t.Parallel()
 	h := newApp(t).Handler()
 	id := shellTask(t, h, "echo bye")
-	rec := request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", "")
+	rec := testkit.Request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", "")
 	if rec.Code != http.StatusNoContent || rec.Body.Len() != 0 {
 		t.Fatalf("DELETE: status %d body %q, want 204 and no body", rec.Code, rec.Body.String())
 	}
-	expect(t, request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusNotFound, ctProblem, entityNotFound("/api/v1/tasks", id))
-	expect(t, request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", ""), http.StatusNotFound, ctProblem, entityNotFound("/api/v1/tasks", id))
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/"+id, "", ""), http.StatusNotFound, ctProblem, entityNotFound("/api/v1/tasks", id))
+	expect(t, testkit.Request(t, h, http.MethodDelete, "/api/v1/tasks/"+id, "", ""), http.StatusNotFound, ctProblem, entityNotFound("/api/v1/tasks", id))
 }
 
 func TestTaskList(t *testing.T) {
@@ -385,11 +387,11 @@ func TestTaskList(t *testing.T) {
 	h := newApp(t).Handler()
 	get := func(t *testing.T, query string) *httpResult {
 		t.Helper()
-		rec := request(t, h, http.MethodGet, "/api/v1/tasks"+query, "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks"+query, "", "")
 		return &httpResult{rec.Code, rec.Header().Get("Content-Type"), rec.Body.Bytes()}
 	}
-	expect(t, request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
-	expect(t, request(t, h, http.MethodGet, "/api/v1/tasks?enabled=true", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks?enabled=true", "", ""), http.StatusOK, ctJSON, []any{})
 
 	// Five tasks: 1, 3, 5 enabled; 2, 4 disabled.
 	var ids []string
@@ -467,7 +469,7 @@ func TestTaskList(t *testing.T) {
 
 	t.Run("empty page of an empty filter has zero pages", func(t *testing.T) {
 		app := newApp(t)
-		rec := request(t, app.Handler(), http.MethodGet, "/api/v1/tasks?page=1&size=10", "", "")
+		rec := testkit.Request(t, app.Handler(), http.MethodGet, "/api/v1/tasks?page=1&size=10", "", "")
 		expect(t, rec, http.StatusOK, ctJSON, map[string]any{"items": []any{}, "total": float64(0), "page": float64(1),
 			"size": float64(10), "pages": float64(0)})
 	})
@@ -490,15 +492,15 @@ func TestTaskList(t *testing.T) {
 			"msg": "Input should be a valid integer, unable to parse string as an integer", "input": input}
 	}
 	t.Run("page=abc is int_parsing", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, "/api/v1/tasks?page=abc&size=10", "", ""), http.StatusUnprocessableEntity, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks?page=abc&size=10", "", ""), http.StatusUnprocessableEntity, ctJSON,
 			map[string]any{"detail": []any{intItem("page", "abc")}})
 	})
 	t.Run("size=1.5 is int_parsing", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, "/api/v1/tasks?page=1&size=1.5", "", ""), http.StatusUnprocessableEntity, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks?page=1&size=1.5", "", ""), http.StatusUnprocessableEntity, ctJSON,
 			map[string]any{"detail": []any{intItem("size", "1.5")}})
 	})
 	t.Run("enabled=maybe is bool_parsing", func(t *testing.T) {
-		expect(t, request(t, h, http.MethodGet, "/api/v1/tasks?enabled=maybe", "", ""), http.StatusUnprocessableEntity, ctJSON,
+		expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks?enabled=maybe", "", ""), http.StatusUnprocessableEntity, ctJSON,
 			map[string]any{"detail": []any{map[string]any{"type": "bool_parsing", "loc": []any{"query", "enabled"},
 				"msg": "Input should be a valid boolean, unable to interpret input", "input": "maybe"}}})
 	})
@@ -517,7 +519,7 @@ func TestTaskRouting(t *testing.T) {
 	id := shellTask(t, h, "echo route")
 
 	t.Run("trailing slash redirects with 307 keeping the query", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, "/api/v1/tasks/?enabled=true", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/?enabled=true", "", "")
 		if rec.Code != http.StatusTemporaryRedirect {
 			t.Fatalf("status = %d, want 307", rec.Code)
 		}
@@ -528,7 +530,7 @@ func TestTaskRouting(t *testing.T) {
 
 	t.Run("unknown path is 404 Not Found", func(t *testing.T) {
 		for _, p := range []string{"/api/v1/nothing", "/", "/api/v1/tasks/" + id + "/$nothing"} {
-			expect(t, request(t, h, http.MethodGet, p, "", ""), http.StatusNotFound, ctJSON, detail("Not Found"))
+			expect(t, testkit.Request(t, h, http.MethodGet, p, "", ""), http.StatusNotFound, ctJSON, detail("Not Found"))
 		}
 	})
 
@@ -545,7 +547,7 @@ func TestTaskRouting(t *testing.T) {
 	}
 	for _, tc := range methodNotAllowed {
 		t.Run(tc.method+" "+tc.path+" is 405", func(t *testing.T) {
-			rec := request(t, h, tc.method, tc.path, "", "")
+			rec := testkit.Request(t, h, tc.method, tc.path, "", "")
 			expect(t, rec, http.StatusMethodNotAllowed, ctJSON, detail("Method Not Allowed"))
 			allow := rec.Header().Get("Allow")
 			for _, m := range tc.allow {
@@ -557,7 +559,7 @@ func TestTaskRouting(t *testing.T) {
 	}
 
 	t.Run("%24execute is $execute", func(t *testing.T) {
-		rec := request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/%24execute", "", "")
+		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+id+"/%24execute", "", "")
 		expect(t, rec, http.StatusAccepted, ctJSON, nil)
 		jobID := object(t, rec.Body.Bytes())["job_id"].(string)
 		if got := waitJob(t, h, jobID); got["status"] != "completed" {
@@ -566,12 +568,12 @@ func TestTaskRouting(t *testing.T) {
 	})
 
 	t.Run("%24schema is $schema", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, "/api/v1/tasks/%24schema", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/%24schema", "", "")
 		expect(t, rec, http.StatusOK, ctJSON, nil)
 	})
 
 	t.Run("$schema of tasks", func(t *testing.T) {
-		rec := request(t, h, http.MethodGet, "/api/v1/tasks/$schema", "", "")
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/tasks/$schema", "", "")
 		expect(t, rec, http.StatusOK, ctJSON, nil)
 		s := object(t, rec.Body.Bytes())
 		if s["title"] != "TaskOut" || s["type"] != "object" {
@@ -598,7 +600,7 @@ func TestTaskPermissions(t *testing.T) {
 	h := app.Handler()
 	rec := doJSON(t, h, http.MethodPost, "/api/v1/tasks", `{"command":"echo"}`)
 	expect(t, rec, http.StatusMethodNotAllowed, ctJSON, detail("Method Not Allowed"))
-	expect(t, request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
+	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/tasks", "", ""), http.StatusOK, ctJSON, []any{})
 
 	t.Run("read-only tasks still execute", func(t *testing.T) {
 		app := newApp(t, func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder {

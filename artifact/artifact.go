@@ -1,5 +1,5 @@
 // Package artifact stores artifacts: JSON payloads arranged in a tree, each
-// with a level computed from its parent (CONTRACT §2.2, §3.3, §4.14).
+// with a level computed from its parent (docs/http-api.md, artifacts).
 //
 // [Manager] is the domain layer the HTTP routes call; it returns
 // *problem.Error values and never chooses an HTTP status itself.
@@ -24,7 +24,7 @@ type Artifact struct {
 	Parent *Artifact `gorm:"foreignKey:ParentID;references:ID;constraint:OnDelete:SET NULL" json:"-"`
 	// Data is the payload as JSON text. Nil is stored as SQL NULL, which
 	// the NOT NULL constraint rejects: that is how a JSON null sent on
-	// create fails in storage (CONTRACT §2.2).
+	// create fails in storage, with a database error.
 	Data      json.RawMessage `gorm:"type:blob;not null" json:"data"`
 	Level     int             `gorm:"not null;index" json:"level"`
 	CreatedAt time.Time       `json:"created_at"`
@@ -32,7 +32,7 @@ type Artifact struct {
 }
 
 // TableName is the table of the Python service, so a database can be
-// shared with it (CONTRACT §2.5).
+// shared with it.
 func (Artifact) TableName() string { return "artifacts" }
 
 // Out is the wire shape of an artifact (ArtifactOut). All six keys are

@@ -59,7 +59,7 @@ func isNull(data json.RawMessage) bool {
 // [Manager.Update] instead (upsert). The level is the parent's plus one, or
 // 0 without a parent; an unknown parent gives level 0 and then fails the
 // foreign key. Null data on a plain create fails the NOT NULL constraint.
-// Both are KindDatabase errors (CONTRACT §1.5 family E).
+// Both are KindDatabase errors, rendered as the database error body.
 func (m *Manager) Create(ctx context.Context, in In) (*Artifact, error) {
 	const op = "artifact.Manager.Create"
 	id := in.ID
@@ -159,7 +159,7 @@ func (m *Manager) List(ctx context.Context, page, size int) ([]Artifact, int64, 
 	return items, total, nil
 }
 
-// Update applies a PUT (CONTRACT §4.15): null data keeps the stored data, a
+// Update applies a PUT: null data keeps the stored data, a
 // nil ParentID keeps the parent. A new parent recomputes the level and
 // re-levels every descendant; a data-only update keeps levels. updated_at
 // moves only when a column changes. A missing artifact is a KindNotFound

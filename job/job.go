@@ -28,7 +28,7 @@ type Job struct {
 	ErrorTraceback *string `gorm:"type:text"`
 	ArtifactID     *string `gorm:"type:text"`
 	// PGID is the process group of a running shell job, so a restart can
-	// kill what a dead service left behind (CONTRACT D3).
+	// kill what a dead service left behind (docs/jobs.md, recovery).
 	PGID    *int `gorm:"column:pgid"`
 	Attempt int  `gorm:"not null;default:1"`
 	// Node is the id of the node that claimed the job (see [Node]); nil
@@ -39,7 +39,7 @@ type Job struct {
 // TableName pins the table name.
 func (Job) TableName() string { return "jobs" }
 
-// Record is the wire shape of a job (CONTRACT §2.3): all eight keys are
+// Record is the wire shape of a job (docs/http-api.md): all eight keys are
 // always present, nulls included; attempt only where retries are enabled.
 type Record struct {
 	ID             string  `json:"id"`

@@ -3,7 +3,7 @@ package job
 // Status is the state of a job, spelled as on the wire.
 type Status string
 
-// The job states of CONTRACT §4.1. Completed, failed and canceled are terminal.
+// The job states (docs/jobs.md). Completed, failed and canceled are terminal.
 const (
 	StatusPending   Status = "pending"
 	StatusRunning   Status = "running"
@@ -12,7 +12,7 @@ const (
 	StatusCanceled  Status = "canceled"
 )
 
-// Statuses lists every status in the order the contract names them.
+// Statuses lists every status in the order chapkit clients list them.
 var Statuses = []Status{StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
 
 // Terminal reports whether no further transition can follow s.

@@ -1,6 +1,6 @@
 // Package problem defines the single error type every chapkit package
 // returns, and the one table that maps an error kind to the HTTP status,
-// problem type URN and title chapkit clients expect (CONTRACT §1.5).
+// problem type URN and title chapkit clients expect (docs/http-api.md).
 //
 // Domain code says what went wrong (a [Kind] and a client-facing detail);
 // the HTTP layer alone decides how the error is rendered.
@@ -98,7 +98,7 @@ type Error struct {
 	Kind Kind
 	// Op names the operation that failed ("task.Manager.Execute"); logs only.
 	Op string
-	// Detail is the client-facing text, worded as the contract pins it.
+	// Detail is the client-facing text, worded as chapkit clients expect it.
 	Detail string
 	// Instance overrides the problem instance; empty means the request URL.
 	Instance string
@@ -222,7 +222,7 @@ func (e *Error) ProblemDetails(instance string) Details {
 // ErrorType names an error the way chapkit reports it ("ValueError",
 // "PathError"): the ErrorType() method of the first error in the chain that
 // has one, else the dynamic type name of err without pointer and package
-// (CONTRACT §2.3). It returns "" for nil.
+// (the error_type a job record reports). It returns "" for nil.
 func ErrorType(err error) string {
 	if err == nil {
 		return ""

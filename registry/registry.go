@@ -1,6 +1,6 @@
 // Package registry holds named, typed task functions: the Go side of a
 // function ("python") task, whose command is a registered name and whose
-// parameters are a JSON object (CONTRACT §6).
+// parameters are a JSON object (docs/http-api.md, function tasks).
 //
 // Functions are registered with generics, so a wrong signature fails to
 // compile rather than at job time:
@@ -306,7 +306,7 @@ func checkName(name string) error {
 	return nil
 }
 
-// sentinelError carries a message worded as the contract pins it while
+// sentinelError carries a message worded as chapkit clients expect it while
 // matching a sentinel under errors.Is.
 type sentinelError struct {
 	msg  string

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/chapkit-go/chapkit/internal/testkit"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -63,7 +65,7 @@ func TestEscapedProcessesDieWithTheirJob(t *testing.T) {
 				t.Fatal(err)
 			}
 			var pids []int
-			eventually(t, "both escaped processes to start", func() bool {
+			testkit.Eventually(t, 10*time.Second, "both escaped processes to start", func() bool {
 				p1, ok1 := escapedPID(dir)
 				b2, err := os.ReadFile(filepath.Join(dir, "escaped2"))
 				p2, _ := strconv.Atoi(strings.TrimSpace(string(b2)))
@@ -91,7 +93,7 @@ func TestEscapedProcessesDieWithTheirJob(t *testing.T) {
 				t.Errorf("job status = %s, want %s", j.Status, want)
 			}
 			for _, pid := range pids {
-				eventually(t, fmt.Sprintf("escaped process %d to die", pid), func() bool { return !processAlive(pid) })
+				testkit.Eventually(t, 10*time.Second, fmt.Sprintf("escaped process %d to die", pid), func() bool { return !processAlive(pid) })
 			}
 		})
 	}

@@ -196,18 +196,6 @@ func countArtifacts(tb testing.TB, b *testBundle) int64 {
 	return n
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(tb testing.TB, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func deref[T any](p *T) any {
 	if p == nil {
 		return nil

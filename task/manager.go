@@ -34,7 +34,7 @@ type artifactInserter interface {
 }
 
 // Config wires a [Manager]. Jobs and Artifacts may be nil for a manager
-// that only stores tasks; Execute then answers the contract's 400s.
+// that only stores tasks; Execute then answers 400 (docs/http-api.md).
 type Config struct {
 	Jobs      jobSubmitter
 	Artifacts artifactInserter
@@ -105,7 +105,7 @@ func notFound(op, id string) error { return problem.NotFound(op, "Entity with id
 func dbErr(op string, err error) error { return problem.Database(op, err) }
 
 // Create stores a new task. When in.ID names an existing task, that task is
-// updated instead by the PUT rules (upsert, CONTRACT §3.1).
+// updated instead by the PUT rules (upsert).
 func (m *Manager) Create(ctx context.Context, in In) (*Task, error) {
 	const op = "task.Manager.Create"
 	if in.ID != "" {
@@ -191,7 +191,7 @@ func (m *Manager) List(ctx context.Context, p ListParams) ([]Task, int64, error)
 	return tasks, int64(len(tasks)), nil
 }
 
-// Update replaces a task by the PUT rules of CONTRACT §4.15: command,
+// Update replaces a task by the PUT rules (docs/http-api.md): command,
 // task_type and enabled are assigned (the latter two from their defaults
 // when omitted); parameters and timeout_seconds only when not null.
 func (m *Manager) Update(ctx context.Context, id string, in In) (*Task, error) {
@@ -214,7 +214,7 @@ func applyPut(t Task, in In) Task {
 	return t
 }
 
-// Patch applies a JSON merge patch (RFC 7396) to a task (CONTRACT D11).
+// Patch applies a JSON merge patch (RFC 7396) to a task.
 // The patched task is validated like a TaskIn body; on failure nothing
 // changes.
 func (m *Manager) Patch(ctx context.Context, id string, patch json.RawMessage) (*Task, error) {
@@ -322,14 +322,14 @@ func (m *Manager) Count(ctx context.Context) (int64, error) {
 }
 
 // jobArgs are the arguments stored with a task job. The task type is taken
-// at submission (CONTRACT §4.3) so a job recovered after a restart runs the
+// at submission so a job recovered after a restart runs the
 // same way.
 type jobArgs struct {
 	TaskID   string `json:"task_id"`
 	TaskType string `json:"task_type"`
 }
 
-// Execute checks the task and submits one job for it (CONTRACT §3.1). It
+// Execute checks the task and submits one job for it. It
 // returns the job id; KindBadRequest for a missing scheduler or artifact
 // store, an unknown or a disabled task; the scheduler's KindUnavailable
 // errors while draining, when the queue is full or the database is busy;
@@ -364,7 +364,7 @@ func (m *Manager) Execute(ctx context.Context, id string) (string, error) {
 
 // ValidateOrphans disables every "python" task whose function is not in
 // reg and returns how many such tasks there are, counting ones that were
-// disabled already (CONTRACT §4.7). Shell tasks are never touched.
+// disabled already. Shell tasks are never touched.
 func (m *Manager) ValidateOrphans(ctx context.Context, reg *registry.Registry) (int, error) {
 	const op = "task.Manager.ValidateOrphans"
 	var tasks []Task

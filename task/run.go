@@ -16,7 +16,7 @@ import (
 	"github.com/chapkit-go/chapkit/registry"
 )
 
-// shellSnapshot is the task as a shell artifact records it (CONTRACT §4.4).
+// shellSnapshot is the task as a shell artifact records it (docs/jobs.md).
 type shellSnapshot struct {
 	ID        string `json:"id"`
 	Command   string `json:"command"`
@@ -42,7 +42,7 @@ type ShellResult struct {
 	MaxRSSBytes      int64   `json:"max_rss_bytes"`
 }
 
-// functionSnapshot is the task as a function artifact records it (§4.5).
+// functionSnapshot is the task as a function artifact records it (docs/jobs.md).
 type functionSnapshot struct {
 	ID         string          `json:"id"`
 	Command    string          `json:"command"`
@@ -72,7 +72,7 @@ type artifactResult struct {
 func (r artifactResult) CommitJob(tx *gorm.DB) (string, error) { return r.store.Insert(tx, r.data) }
 
 // RunJob is the job handler of task executions ([JobKind]). It re-reads the
-// task (the snapshot is taken now, CONTRACT §4.6), runs it and returns the
+// task (the snapshot is taken now, at run time, not at submission), runs it and returns the
 // artifact to store with the job's completion.
 func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	if m.cfg.Artifacts == nil {

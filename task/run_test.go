@@ -18,6 +18,8 @@ import (
 	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 // shellSnap is the expected "task" member of a shell artifact.
@@ -171,7 +173,7 @@ func TestShellCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pgid int
-	eventually(t, "the shell job to record its process group", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the shell job to record its process group", func() bool {
 		j, err := b.sched.Get(context.Background(), jobID)
 		if err != nil || j.Status != job.StatusRunning || j.PGID == nil {
 			return false
@@ -186,7 +188,7 @@ func TestShellCancel(t *testing.T) {
 	if j.Status != job.StatusCanceled || j.FinishedAt == nil || j.ArtifactID != nil {
 		t.Errorf("job = status %s finished %v artifact %v, want canceled, finished, no artifact", j.Status, j.FinishedAt, deref(j.ArtifactID))
 	}
-	eventually(t, "the process group to die", func() bool { return !shell.GroupAlive(pgid) })
+	testkit.Eventually(t, 10*time.Second, "the process group to die", func() bool { return !shell.GroupAlive(pgid) })
 	if n := countArtifacts(t, b); n != 0 {
 		t.Errorf("artifacts = %d, want none for a cancelled job", n)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // Task types as stored and sent. TypeFunction is accepted on input as an
-// alias and stored as TypePython (CONTRACT D10).
+// alias and stored as TypePython, the name chapkit clients know.
 const (
 	TypeShell    = "shell"
 	TypePython   = "python"
@@ -55,7 +55,7 @@ func (t *Task) Timeout() time.Duration {
 // TableName pins the table name shared with chapkit's schema.
 func (Task) TableName() string { return "tasks" }
 
-// Out is the wire shape of a task (CONTRACT §2.1).
+// Out is the wire shape of a task (docs/http-api.md).
 type Out struct {
 	ID             string          `json:"id"`
 	CreatedAt      string          `json:"created_at"`

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 // binaries are built once per test run.
@@ -92,7 +94,7 @@ func start(t *testing.T, bin, db string) *service {
 			<-s.done
 		}
 	})
-	eventually(t, 30*time.Second, "service answers /health", func() bool {
+	testkit.Eventually(t, 30*time.Second, "service answers /health", func() bool {
 		resp, err := http.Get(s.base + "/health")
 		if err != nil {
 			return false
@@ -101,25 +103,6 @@ func start(t *testing.T, bin, db string) *service {
 		return resp.StatusCode == http.StatusOK
 	})
 	return s
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	eventuallyEvery(t, within, 20*time.Millisecond, what, cond)
-}
-
-// eventuallyEvery is eventually with its own polling interval, for
-// conditions that are expensive to check.
-func eventuallyEvery(t *testing.T, within, every time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting until %s", within, what)
-		}
-		time.Sleep(every) // polling interval, not synchronisation
-	}
 }
 
 func (s *service) do(method, path string, body any) (int, []byte, http.Header) {
@@ -240,7 +223,7 @@ func crashAndRecover(t *testing.T, bin string, plan []step, marker string) time.
 		}
 	}
 	// Kill once some jobs finished and some run.
-	eventually(t, 60*time.Second, "some jobs completed and some run", func() bool {
+	testkit.Eventually(t, 60*time.Second, "some jobs completed and some run", func() bool {
 		var done, running int
 		for _, j := range s.jobs() {
 			switch j.Status {
@@ -260,7 +243,7 @@ func crashAndRecover(t *testing.T, bin string, plan []step, marker string) time.
 	restarted := time.Now()
 	s2 := start(t, bin, db)
 	var jobs map[string]jobRecord
-	eventually(t, 120*time.Second, "every job is terminal after the restart", func() bool {
+	testkit.Eventually(t, 120*time.Second, "every job is terminal after the restart", func() bool {
 		jobs = s2.jobs()
 		for _, j := range jobs {
 			if !terminal(j.Status) {
@@ -367,7 +350,7 @@ func TestDrain(t *testing.T) {
 	for range 6 {
 		ids = append(ids, s.execute(slow))
 	}
-	eventually(t, 30*time.Second, "three jobs run", func() bool {
+	testkit.Eventually(t, 30*time.Second, "three jobs run", func() bool {
 		n := 0
 		for _, j := range s.jobs() {
 			if j.Status == "running" {
@@ -394,7 +377,7 @@ func TestDrain(t *testing.T) {
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "$execute answers 503 during the drain", func() bool {
+	testkit.Eventually(t, 10*time.Second, "$execute answers 503 during the drain", func() bool {
 		code, body, h := s.do("POST", "/api/v1/tasks/"+slow+"/$execute", nil)
 		if code == http.StatusServiceUnavailable {
 			if h.Get("Retry-After") == "" || !strings.HasPrefix(h.Get("Content-Type"), "application/problem+json") {
@@ -433,7 +416,7 @@ func TestDrain(t *testing.T) {
 	if completed != 3 || pending != 3 {
 		t.Fatalf("after the drain: %d completed, %d waiting; want 3 and 3\n%v", completed, pending, jobs)
 	}
-	eventually(t, 30*time.Second, "waiting jobs run after the restart", func() bool {
+	testkit.Eventually(t, 30*time.Second, "waiting jobs run after the restart", func() bool {
 		jobs := s2.jobs()
 		for _, id := range ids {
 			if jobs[id].Status != "completed" {
@@ -526,7 +509,7 @@ func TestLoadWithoutLoss(t *testing.T) {
 
 	// The list is large while the backlog is; poll it slowly so the
 	// check does not become the load.
-	eventuallyEvery(t, 5*time.Minute, 250*time.Millisecond, "every job is terminal", func() bool {
+	testkit.EventuallyEvery(t, 5*time.Minute, 250*time.Millisecond, "every job is terminal", func() bool {
 		for _, st := range []string{"pending", "running"} {
 			var list []jobRecord
 			s.decode("GET", "/api/v1/jobs?status_filter="+st, nil, http.StatusOK, &list)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 // artifactData executes a task through HTTP and returns the job status and
@@ -18,7 +20,7 @@ func (s *service) artifactData(taskID string) (string, map[string]json.RawMessag
 	s.t.Helper()
 	id := s.execute(taskID)
 	var j jobRecord
-	eventually(s.t, 30*time.Second, "job "+id+" ends", func() bool {
+	testkit.Eventually(s.t, 30*time.Second, "job "+id+" ends", func() bool {
 		s.decode("GET", "/api/v1/jobs/"+id, nil, http.StatusOK, &j)
 		return terminal(j.Status)
 	})

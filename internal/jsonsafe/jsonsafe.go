@@ -3,7 +3,7 @@
 // A value that encoding/json rejects (a channel, a func, a cycle, a NaN, a
 // MarshalJSON that errors or panics) is replaced by a metadata object that
 // names its type and shows its Go syntax, as chapkit does for artifact data
-// and function results that cannot be serialised (CONTRACT §2.2, §4.5):
+// and function results that cannot be serialised:
 //
 //	{"_type":"chan int","_module":"builtin","_repr":"(chan int)(0xc000...)",
 //	 "_serialization_error":"Value is not JSON-serializable. Access the original object from storage if needed."}
@@ -46,7 +46,7 @@ type Metadata struct {
 func Marshal(v any) json.RawMessage { return marshal(v, LongText) }
 
 // MarshalShort is [Marshal] with [ShortText] for a whole-value replacement;
-// it is used for the results of task functions (CONTRACT §4.5).
+// it is used for the results of task functions.
 func MarshalShort(v any) json.RawMessage { return marshal(v, ShortText) }
 
 func marshal(v any, wholeText string) json.RawMessage {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chapkit-go/chapkit/internal/testkit"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +70,7 @@ func processAlive(pid int) bool {
 func readPID(t *testing.T, dir string) int {
 	t.Helper()
 	var pid int
-	eventually(t, 10*time.Second, "the escaped process to write its PID", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the escaped process to write its PID", func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "escaped"))
 		if err != nil {
 			return false
@@ -85,7 +86,7 @@ func readPID(t *testing.T, dir string) int {
 func assertNothingLeft(t *testing.T, jobID string, pid int) {
 	t.Helper()
 	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) }) // never leak one into other tests
-	eventually(t, groupGoneWithin, fmt.Sprintf("escaped process %d gone", pid), func() bool { return !processAlive(pid) })
+	testkit.Eventually(t, groupGoneWithin, fmt.Sprintf("escaped process %d gone", pid), func() bool { return !processAlive(pid) })
 	if left := markedProcesses(jobID); len(left) > 0 {
 		t.Errorf("processes still carrying %s=%s: %v", MarkerEnv, jobID, left)
 	}
@@ -194,7 +195,7 @@ func TestKillLeftoversAfterCrash(t *testing.T) {
 			}
 			escaped := readPID(t, dir)
 			var pgid int
-			eventually(t, 10*time.Second, "the helper to write the group ID", func() bool {
+			testkit.Eventually(t, 10*time.Second, "the helper to write the group ID", func() bool {
 				b, err := os.ReadFile(filepath.Join(dir, "pgid"))
 				pgid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 				return err == nil && pgid > 1

@@ -22,7 +22,7 @@ import (
 const drainGrace = 2 * time.Second
 
 // job is one started command. It deliberately does not use exec.Cmd's
-// Cancel, WaitDelay or io.Writer outputs (STYLE §4 suggests them): with
+// Cancel, WaitDelay or io.Writer outputs, the usual way: with
 // those, Cmd.Wait reaps the shell and then waits for its copy goroutines,
 // and offers no point in between. The group must be killed exactly there,
 // while the shell is an unreaped zombie: a backgrounded grandchild holding

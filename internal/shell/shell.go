@@ -21,7 +21,7 @@ import (
 )
 
 // DefaultMaxOutput is the per-stream capture cap used when
-// [Options.MaxOutput] is zero or negative: 1 MiB, as CONTRACT D12 sets.
+// [Options.MaxOutput] is zero or negative: 1 MiB (docs/limits.md).
 const DefaultMaxOutput = 1 << 20
 
 // Options tunes one [Run]. The zero value is ready to use: 1 MiB per stream,

@@ -15,6 +15,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"go.uber.org/goleak"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -35,27 +37,13 @@ var ignorePGID = cmpopts.IgnoreFields(Result{}, "PGID", "Usage")
 // ignoreUsage compares Results without the resource usage.
 var ignoreUsage = cmpopts.IgnoreFields(Result{}, "Usage")
 
-// eventually polls cond until it holds or d passes.
-func eventually(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: still not true after %v", what, d)
-		}
-		<-tick.C
-	}
-}
-
 // waitGroupGone fails the test unless the process group disappears.
 func waitGroupGone(tb testing.TB, pgid int) {
 	tb.Helper()
 	if pgid <= 1 {
 		tb.Fatalf("PGID = %d, want > 1", pgid)
 	}
-	eventually(tb, groupGoneWithin, "process group "+strconv.Itoa(pgid)+" gone", func() bool {
+	testkit.Eventually(tb, groupGoneWithin, "process group "+strconv.Itoa(pgid)+" gone", func() bool {
 		return !GroupAlive(pgid)
 	})
 }

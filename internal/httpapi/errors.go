@@ -1,4 +1,4 @@
-package chapkit
+package httpapi
 
 import (
 	"bytes"
@@ -13,18 +13,19 @@ import (
 	"strings"
 
 	"github.com/labstack/echo/v4"
-	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/chapkit-go/chapkit/problem"
 )
 
-// family is how a route renders errors that do not carry their own body
-// family (CONTRACT §1.5): problem details (A) or a plain detail (B).
+// family is how a route renders errors whose kind does not fix a body of
+// its own: as problem details (application/problem+json) or as a plain
+// {"detail": ...} object. docs/http-api.md lists which routes use which.
 type family int
 
 const (
-	familyProblem family = iota
-	familyDetail
+	familyNone    family = iota // no marker: renders as problem details
+	familyProblem               // problem details
+	familyDetail                // {"detail": "..."}
 )
 
 const familyKey = "chapkit.family"
@@ -40,41 +41,13 @@ func withFamily(f family) echo.MiddlewareFunc {
 	}
 }
 
-func (a *App) newEcho() *echo.Echo {
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.JSONSerializer = compactJSON{}
-	e.HTTPErrorHandler = a.handleError
-	a.installMiddleware(e) // first: auth runs before any rewrite or redirect
-	e.Pre(unescapeDollar)
-	e.Pre(middleware.RemoveTrailingSlashWithConfig(middleware.TrailingSlashConfig{RedirectCode: http.StatusTemporaryRedirect}))
-	return e
-}
-
-// unescapeDollar lets clients spell the $ of operation segments as %24
-// (/tasks/{id}/%24execute): Echo routes on the raw path when the request
-// has one, so the escape is undone before routing.
-func unescapeDollar(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		u := c.Request().URL
-		if u.RawPath != "" && strings.Contains(u.RawPath, "%24") {
-			raw := strings.ReplaceAll(u.RawPath, "%24", "$")
-			if raw == u.Path {
-				raw = ""
-			}
-			u.RawPath = raw
-		}
-		return next(c)
-	}
-}
-
 // detailBody is the family B body.
 type detailBody struct {
 	Detail any `json:"detail"`
 }
 
 // handleError is the one place errors become HTTP responses.
-func (a *App) handleError(err error, c echo.Context) {
+func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
@@ -83,37 +56,37 @@ func (a *App) handleError(err error, c echo.Context) {
 	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &pe):
-		a.renderProblem(c, pe)
+		s.renderProblem(c, pe)
 	case errors.As(err, &he):
 		switch he.Code {
 		case http.StatusNotFound:
-			a.send(c, he.Code, echo.MIMEApplicationJSON, detailBody{"Not Found"})
+			s.send(c, he.Code, echo.MIMEApplicationJSON, detailBody{"Not Found"})
 		case http.StatusMethodNotAllowed:
-			a.send(c, he.Code, echo.MIMEApplicationJSON, detailBody{"Method Not Allowed"})
+			s.send(c, he.Code, echo.MIMEApplicationJSON, detailBody{"Method Not Allowed"})
 		case http.StatusRequestEntityTooLarge:
-			a.renderProblem(c, tooLarge(a.b.limits.MaxBodyBytes))
+			s.renderProblem(c, tooLarge(s.d.MaxBodyBytes))
 		default:
 			msg := http.StatusText(he.Code)
-			if s, ok := he.Message.(string); ok && s != "" {
-				msg = s
+			if text, ok := he.Message.(string); ok && text != "" {
+				msg = text
 			}
 			if he.Code >= 500 {
-				a.log.Error("request failed", "method", req.Method, "path", req.URL.Path, "error", err)
+				s.log.Error("request failed", "method", req.Method, "path", req.URL.Path, "error", err)
 				msg = http.StatusText(he.Code)
 			}
-			a.send(c, he.Code, echo.MIMEApplicationJSON, detailBody{msg})
+			s.send(c, he.Code, echo.MIMEApplicationJSON, detailBody{msg})
 		}
 	default:
 		if errors.Is(err, context.Canceled) {
-			a.log.Debug("request cancelled by the client", "method", req.Method, "path", req.URL.Path)
+			s.log.Debug("request cancelled by the client", "method", req.Method, "path", req.URL.Path)
 		} else {
-			a.log.Error("request failed", "method", req.Method, "path", req.URL.Path, "error", err)
+			s.log.Error("request failed", "method", req.Method, "path", req.URL.Path, "error", err)
 		}
-		a.send(c, http.StatusInternalServerError, echo.MIMETextPlainCharsetUTF8, "Internal Server Error")
+		s.send(c, http.StatusInternalServerError, echo.MIMETextPlainCharsetUTF8, "Internal Server Error")
 	}
 }
 
-func (a *App) renderProblem(c echo.Context, pe *problem.Error) {
+func (s *Server) renderProblem(c echo.Context, pe *problem.Error) {
 	status := pe.Kind.Status()
 	if pe.RetryAfter > 0 {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(pe.RetryAfter))
@@ -124,36 +97,36 @@ func (a *App) renderProblem(c echo.Context, pe *problem.Error) {
 		if items == nil {
 			items = []problem.Violation{}
 		}
-		a.send(c, status, echo.MIMEApplicationJSON, detailBody{items})
+		s.send(c, status, echo.MIMEApplicationJSON, detailBody{items})
 		return
 	case problem.KindModelInvalid:
-		a.send(c, status, echo.MIMEApplicationJSON, map[string]any{"detail": "Validation error", "errors": pe.Detail})
+		s.send(c, status, echo.MIMEApplicationJSON, map[string]any{"detail": "Validation error", "errors": pe.Detail})
 		return
 	case problem.KindDatabase:
-		a.log.Error("database error", "op", pe.Op, "error", pe.Err)
+		s.log.Error("database error", "op", pe.Op, "error", pe.Err)
 		text := ""
 		if pe.Err != nil {
 			text = pe.Err.Error()
 		}
-		a.send(c, status, echo.MIMEApplicationJSON, struct {
+		s.send(c, status, echo.MIMEApplicationJSON, struct {
 			Detail string `json:"detail"`
 			Error  string `json:"error"`
 		}{"Database error occurred", text})
 		return
 	case problem.KindInternal:
-		a.log.Error("request failed", "op", pe.Op, "path", c.Request().URL.Path, "error", pe)
-		a.send(c, status, echo.MIMETextPlainCharsetUTF8, "Internal Server Error")
+		s.log.Error("request failed", "op", pe.Op, "path", c.Request().URL.Path, "error", pe)
+		s.send(c, status, echo.MIMETextPlainCharsetUTF8, "Internal Server Error")
 		return
 	case problem.KindInvalidULID, problem.KindUnavailable, problem.KindUnsupportedMediaType,
 		problem.KindTooLarge, problem.KindUnauthorized, problem.KindForbidden:
-		// These are problem details on every route (CONTRACT §1.5).
+		// These are problem details on every route, whatever its family.
 	default:
 		if f, _ := c.Get(familyKey).(family); f == familyDetail {
-			a.send(c, status, echo.MIMEApplicationJSON, detailBody{pe.Detail})
+			s.send(c, status, echo.MIMEApplicationJSON, detailBody{pe.Detail})
 			return
 		}
 	}
-	a.send(c, status, "application/problem+json", pe.ProblemDetails(requestURL(c)))
+	s.send(c, status, "application/problem+json", pe.ProblemDetails(requestURL(c)))
 }
 
 // requestURL is the full URL of the request, the default problem instance.
@@ -167,15 +140,15 @@ func requestURL(c echo.Context) string {
 }
 
 // send writes a JSON (or text) body; HEAD gets none.
-func (a *App) send(c echo.Context, status int, contentType string, body any) {
+func (s *Server) send(c echo.Context, status int, contentType string, body any) {
 	var b []byte
-	if s, ok := body.(string); ok {
-		b = []byte(s)
+	if text, ok := body.(string); ok {
+		b = []byte(text)
 	} else {
 		var err error
 		b, err = json.Marshal(body)
 		if err != nil {
-			a.log.Error("encode error body", "error", err)
+			s.log.Error("encode error body", "error", err)
 			status, contentType, b = http.StatusInternalServerError, echo.MIMETextPlainCharsetUTF8, []byte("Internal Server Error")
 		}
 	}
@@ -191,10 +164,12 @@ func tooLarge(limit int64) *problem.Error {
 	return problem.New(problem.KindTooLarge, "chapkit.decodeBody", "Request body exceeds the limit of %d bytes", limit)
 }
 
-// decodeBody reads a JSON request body by the rules of CONTRACT §1.4 and
-// D13: accepted content types, the size cap, and the FastAPI 422 items for
-// a missing or malformed body. Numbers are kept as json.Number.
-func (a *App) decodeBody(c echo.Context) (any, error) {
+// decodeBody reads a JSON request body: the content type must be JSON
+// (application/json or any +json type; application/x-www-form-urlencoded
+// is let through and parsed as JSON too), the body must fit the
+// size cap (413 beyond), and a missing or malformed body is a 422 with
+// FastAPI's validation items. Numbers are kept as json.Number.
+func (s *Server) decodeBody(c echo.Context) (any, error) {
 	const op = "chapkit.decodeBody"
 	req := c.Request()
 	if ct := req.Header.Get(echo.HeaderContentType); ct != "" {
@@ -204,7 +179,7 @@ func (a *App) decodeBody(c echo.Context) (any, error) {
 			return nil, problem.New(problem.KindUnsupportedMediaType, op, "Unsupported content type %q: send application/json", ct)
 		}
 	}
-	limit := a.b.limits.MaxBodyBytes
+	limit := s.d.MaxBodyBytes
 	data, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("read request body: %w", err)
@@ -238,27 +213,4 @@ func jsonInvalid(op string, offset int, msg string) *problem.Error {
 		Type: "json_invalid", Loc: []any{"body", offset}, Msg: "JSON decode error",
 		Input: map[string]any{}, Ctx: map[string]any{"error": msg},
 	})
-}
-
-// compactJSON writes bodies as chapkit does: compact, without the trailing
-// newline of Echo's default encoder, so success and error bodies match
-// byte for byte.
-type compactJSON struct{}
-
-func (compactJSON) Serialize(c echo.Context, i any, indent string) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // "<" stays "<" in stdout, as chapkit sends it
-	if indent != "" {
-		enc.SetIndent("", indent)
-	}
-	if err := enc.Encode(i); err != nil {
-		return err
-	}
-	_, err := c.Response().Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-	return err
-}
-
-func (compactJSON) Deserialize(c echo.Context, i any) error {
-	return json.NewDecoder(c.Request().Body).Decode(i)
 }

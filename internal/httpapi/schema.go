@@ -1,4 +1,4 @@
-package chapkit
+package httpapi
 
 import (
 	"encoding/json"
@@ -78,7 +78,7 @@ func (g *schemaGen) name(t reflect.Type) string {
 	if i := strings.IndexByte(n, '['); i >= 0 { // generic instance
 		n = n[:i]
 	}
-	if pkg == "chapkit" {
+	if pkg == "chapkit" || pkg == "httpapi" {
 		pkg = ""
 	}
 	return upperFirst(pkg) + upperFirst(n)

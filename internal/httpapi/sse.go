@@ -1,4 +1,4 @@
-package chapkit
+package httpapi
 
 import (
 	"encoding/json"
@@ -16,15 +16,15 @@ type stream struct {
 	done func()
 }
 
-// openStream starts an SSE response, refusing it with 503 past the stream
-// bound (CONTRACT D15) or while the service drains.
-func (a *App) openStream(c echo.Context) (*stream, error) {
-	if a.draining.Load() {
+// openStream starts an SSE response, refusing it with 503 past the bound
+// on open streams (Deps.MaxStreams) or while the service drains.
+func (s *Server) openStream(c echo.Context) (*stream, error) {
+	if s.draining.Load() {
 		return nil, problem.Unavailable("chapkit.openStream", 30, "The service is shutting down")
 	}
-	if n := a.streams.Add(1); n > int64(a.b.limits.MaxStreams) {
-		a.streams.Add(-1)
-		return nil, problem.Unavailable("chapkit.openStream", 5, "Too many open event streams (limit %d); retry later", a.b.limits.MaxStreams)
+	if n := s.streams.Add(1); n > int64(s.d.MaxStreams) {
+		s.streams.Add(-1)
+		return nil, problem.Unavailable("chapkit.openStream", 5, "Too many open event streams (limit %d); retry later", s.d.MaxStreams)
 	}
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, "text/event-stream; charset=utf-8")
@@ -33,7 +33,7 @@ func (a *App) openStream(c echo.Context) (*stream, error) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Response().WriteHeader(http.StatusOK)
 	c.Response().Flush()
-	return &stream{c: c, done: func() { a.streams.Add(-1) }}, nil
+	return &stream{c: c, done: func() { s.streams.Add(-1) }}, nil
 }
 
 func (s *stream) close() { s.done() }

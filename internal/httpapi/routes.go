@@ -1,4 +1,4 @@
-package chapkit
+package httpapi
 
 import (
 	"errors"
@@ -12,59 +12,101 @@ import (
 	"github.com/chapkit-go/chapkit/problem"
 )
 
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+// perm is the permission a route needs to be mounted.
+type perm int
+
+const (
+	always perm = iota // mounted whenever its resource is
+	permCreate
+	permRead
+	permUpdate
+	permDelete
+)
+
+// route is one entry of a resource's table: the table both mounts the
+// route and documents it in the OpenAPI document, so a route cannot exist
+// without its documentation.
+type route struct {
+	method string
+	path   string // below the resource prefix; "" is the prefix itself
+	h      echo.HandlerFunc
+	perm   perm
+	// fam is the error family of the route's errors that do not fix their
+	// own (see docs/http-api.md); familyNone mounts no family marker,
+	// which renders as problem details.
+	fam family
+	doc opDoc
 }
 
-func perms(p *Permissions) Permissions {
-	if p == nil {
-		return AllPermissions
-	}
-	return *p
-}
-
-// mountRoutes registers every route the options ask for.
-func (a *App) mountRoutes() {
-	e := a.echo
-	e.GET("/api/v1/info", a.getInfo)
-	if a.b.health != nil {
-		a.mountHealth(orDefault(a.b.health.Prefix, "/health"))
-	}
-	if a.b.system {
-		a.mountSystem("/api/v1/system")
-	}
-	if a.b.jobs != nil {
-		a.mountJobs(orDefault(a.b.jobs.Prefix, "/api/v1/jobs"))
-	}
-	if a.b.artifacts != nil {
-		a.mountArtifacts(orDefault(a.b.artifacts.Prefix, "/api/v1/artifacts"), perms(a.b.artifacts.Permissions))
-	}
-	if a.b.tasks != nil {
-		a.mountTasks(orDefault(a.b.tasks.Prefix, "/api/v1/tasks"), perms(a.b.tasks.Permissions))
+// allows reports whether p lets a route needing r be mounted.
+func (p Permissions) allows(r perm) bool {
+	switch r {
+	case permCreate:
+		return p.Create
+	case permRead:
+		return p.Read
+	case permUpdate:
+		return p.Update
+	case permDelete:
+		return p.Delete
+	default:
+		return true
 	}
 }
 
-// group mounts routes under a prefix with one error family. Echo's own
-// groups are not used: a group with middleware registers catch-all
-// routes, which would turn every 405 under its prefix into a 404.
-type group struct {
-	e      *echo.Echo
-	prefix string
-	fam    echo.MiddlewareFunc
+// mount registers the routes of a table under prefix that p allows, and
+// records their documentation. Echo's own groups are not used: a group
+// with middleware registers catch-all routes, which would turn every 405
+// under its prefix into a 404.
+func (s *Server) mount(prefix string, p Permissions, table []route) {
+	for _, r := range table {
+		if !p.allows(r.perm) {
+			s.unmounted = append(s.unmounted, r.doc)
+			continue
+		}
+		var mw []echo.MiddlewareFunc
+		if r.fam != familyNone {
+			mw = append(mw, withFamily(r.fam))
+		}
+		full := prefix + r.path
+		s.echo.Add(r.method, full, r.h, mw...)
+		s.docs[r.method+" "+full] = r.doc
+	}
 }
 
-func (a *App) group(prefix string, f family) group {
-	return group{e: a.echo, prefix: prefix, fam: withFamily(f)}
+// allowAll is the permission set of resources without permissions.
+var allowAll = Permissions{Create: true, Read: true, Update: true, Delete: true}
+
+// mountAPI mounts the routes of every resource the app uses.
+func (s *Server) mountAPI() {
+	s.mount("", allowAll, s.infoRoutes())
+	if h := s.d.Health; h != nil {
+		s.mount(h.Prefix, allowAll, s.healthRoutes())
+	}
+	if s.d.System {
+		s.mount(systemPrefix, allowAll, s.systemRoutes())
+	}
+	if j := s.d.Jobs; j != nil {
+		s.mount(j.Prefix, allowAll, s.jobRoutes())
+	}
+	if r := s.d.Artifacts; r != nil {
+		s.mount(r.Prefix, r.Permissions, s.artifactRoutes())
+	}
+	if r := s.d.Tasks; r != nil {
+		s.mount(r.Prefix, r.Permissions, s.taskRoutes())
+	}
 }
 
-func (g group) GET(path string, h echo.HandlerFunc)    { g.e.GET(g.prefix+path, h, g.fam) }
-func (g group) POST(path string, h echo.HandlerFunc)   { g.e.POST(g.prefix+path, h, g.fam) }
-func (g group) PUT(path string, h echo.HandlerFunc)    { g.e.PUT(g.prefix+path, h, g.fam) }
-func (g group) PATCH(path string, h echo.HandlerFunc)  { g.e.PATCH(g.prefix+path, h, g.fam) }
-func (g group) DELETE(path string, h echo.HandlerFunc) { g.e.DELETE(g.prefix+path, h, g.fam) }
+// MountOps mounts the operational routes (metrics, OpenAPI, docs). The
+// app calls it after the custom routes, so the docs describe them too.
+func (s *Server) MountOps() {
+	if m := s.d.Monitoring; m != nil {
+		s.mount("", allowAll, s.metricsRoutes())
+	}
+	if s.d.Docs {
+		s.mount("", allowAll, s.docsRoutes())
+	}
+}
 
 // pathID returns the :id path parameter when it is a ULID, or the
 // invalid-ULID error with the resource path as its instance.
@@ -95,8 +137,7 @@ type page struct {
 	page, size int
 }
 
-// parsePage reads the page and size query parameters (CONTRACT §1.6):
-// non-integers are 422 items; pagination is on only when both are given,
+// parsePage reads the page and size query parameters: non-integers are 422 items; pagination is on only when both are given,
 // and then each must be at least 1.
 func parsePage(c echo.Context) (page, []problem.Violation) {
 	var items []problem.Violation

@@ -1,0 +1,192 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/chapkit-go/chapkit/internal/wire"
+	"github.com/chapkit-go/chapkit/job"
+	"github.com/chapkit-go/chapkit/openapi"
+	"github.com/chapkit-go/chapkit/problem"
+)
+
+// jobRoutes is the table of the job routes; errors are plain details.
+func (s *Server) jobRoutes() []route {
+	const tag = "Jobs"
+	notFound := errDoc{http.StatusNotFound, shapeDetail, "Job not found"}
+	record := of(job.Record{})
+	return []route{
+		{http.MethodGet, "", s.listJobs, always, familyDetail, opDoc{tag: tag, summary: "List jobs, newest first",
+			query:  []openapi.Parameter{{Name: "status_filter", In: "query", Schema: statusSchema()}},
+			status: 200, contentType: jsonCT, result: arrOf(job.Record{}),
+			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid status_filter"}}}},
+		{http.MethodGet, "/$schema", func(c echo.Context) error { return c.JSON(http.StatusOK, jobListSchema()) }, always, familyDetail,
+			opDoc{tag: tag, summary: "JSON Schema of the job list", status: 200, contentType: jsonCT, result: anyObject}},
+		{http.MethodGet, "/:id", s.getJob, always, familyDetail, opDoc{tag: tag, summary: "Get a job", status: 200, contentType: jsonCT, result: record,
+			errs: []errDoc{notFound}}},
+		{http.MethodDelete, "/:id", s.deleteJob, always, familyDetail, opDoc{tag: tag, summary: "Cancel (if unfinished) and delete a job", status: 204,
+			errs: []errDoc{notFound}}},
+		{http.MethodPost, "/:id/$cancel", s.cancelJob, always, familyDetail, opDoc{tag: tag, summary: "Cancel a job and keep its record", status: 202,
+			contentType: jsonCT, result: record, errs: []errDoc{notFound, {http.StatusConflict, shapeDetail, "Job already finished"}}}},
+		{http.MethodGet, "/:id/$stream", s.streamJob, always, familyDetail, opDoc{tag: tag, summary: "Job record changes as Server-Sent Events",
+			query:  []openapi.Parameter{queryParam("poll_interval", "number", "accepted and ignored")},
+			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "data: <JobRecord JSON> events; data: {\"status\": \"deleted\"} when deleted"}),
+			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Invalid job id"}, notFound, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining"}}}},
+	}
+}
+
+// sched returns the attached scheduler.
+func (s *Server) sched() *job.Scheduler { return s.m().Scheduler }
+
+func (s *Server) record(j *job.Job) job.Record { return j.Record(s.sched().RetriesEnabled()) }
+
+func (s *Server) listJobs(c echo.Context) error {
+	var status job.Status
+	if raw := c.QueryParam("status_filter"); raw != "" || c.QueryParams().Has("status_filter") {
+		st, ok := job.ParseStatus(raw)
+		if !ok {
+			expected := "'pending', 'running', 'completed', 'failed' or 'canceled'"
+			return problem.Invalid("chapkit.listJobs", problem.Violation{Type: "enum", Loc: []any{"query", "status_filter"},
+				Msg: "Input should be " + expected, Input: raw, Ctx: map[string]any{"expected": expected}})
+		}
+		status = st
+	}
+	jobs, err := s.sched().List(c.Request().Context(), status)
+	if err != nil {
+		return err
+	}
+	out := make([]job.Record, len(jobs))
+	for i := range jobs {
+		out[i] = s.record(&jobs[i])
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) getJob(c echo.Context) error {
+	j, err := s.sched().Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s.record(j))
+}
+
+func (s *Server) deleteJob(c echo.Context) error {
+	if err := s.sched().Delete(c.Request().Context(), c.Param("id")); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) cancelJob(c echo.Context) error {
+	j, err := s.sched().Cancel(c.Request().Context(), c.Param("id"))
+	var fe *job.FinishedError
+	if errors.As(err, &fe) {
+		return problem.Conflict("chapkit.cancelJob", "%s", fe.Error())
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, s.record(j))
+}
+
+// keepAlive is how long a job stream may stay silent before a comment
+// line is sent, so proxies do not close it.
+const keepAlive = 15 * time.Second
+
+// streamJob pushes the job's record now and at every change, from the
+// scheduler's notifications rather than by polling: poll_interval is
+// accepted for compatibility and ignored (docs/http-api.md).
+func (s *Server) streamJob(c echo.Context) error {
+	id := c.Param("id")
+	if !wire.ValidID(id) {
+		return problem.BadRequest("chapkit.streamJob", "Invalid job ID format")
+	}
+	ctx := c.Request().Context()
+	// Subscribe before reading, so no change between the two is missed.
+	events, unsubscribe := s.sched().Subscribe(id)
+	defer unsubscribe()
+	j, err := s.sched().Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	sse, err := s.openStream(c)
+	if err != nil {
+		return err
+	}
+	defer sse.close()
+
+	last := s.record(j)
+	if err := sse.event(last); err != nil || last.Status.Terminal() {
+		return nil
+	}
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case ev := <-events:
+			if ev.Deleted {
+				_ = sse.raw([]byte(`{"status": "deleted"}`))
+				return nil
+			}
+			rec := s.record(ev.Job)
+			if sameRecord(rec, last) {
+				continue
+			}
+			last = rec
+			if err := sse.event(rec); err != nil || rec.Status.Terminal() {
+				return nil
+			}
+			tick.Reset(keepAlive)
+		case <-tick.C:
+			if err := sse.comment("keep-alive"); err != nil {
+				return nil
+			}
+		case <-ctx.Done():
+			return nil
+		case <-s.closing:
+			return nil
+		}
+	}
+}
+
+func sameRecord(x, y job.Record) bool {
+	eq := func(p, q *string) bool { return (p == nil) == (q == nil) && (p == nil || *p == *q) }
+	return x.Status == y.Status && eq(x.StartedAt, y.StartedAt) && eq(x.FinishedAt, y.FinishedAt) &&
+		eq(x.ArtifactID, y.ArtifactID) && eq(x.Error, y.Error) && x.Attempt == y.Attempt
+}
+
+// jobListSchema is the JSON Schema of the job list, as GET /api/v1/jobs/$schema serves it.
+func jobListSchema() map[string]any {
+	nullable := func(t string, extra ...string) map[string]any {
+		s := map[string]any{"type": t}
+		if len(extra) > 0 {
+			s["format"] = extra[0]
+		}
+		return map[string]any{"anyOf": []any{s, map[string]any{"type": "null"}}}
+	}
+	return map[string]any{
+		"type":  "array",
+		"items": map[string]any{"$ref": "#/$defs/JobRecord"},
+		"$defs": map[string]any{
+			"JobStatus": map[string]any{"type": "string", "enum": job.Statuses},
+			"JobRecord": map[string]any{
+				"type":  "object",
+				"title": "JobRecord",
+				"properties": map[string]any{
+					"id":              map[string]any{"type": "string", "format": "ulid"},
+					"status":          map[string]any{"$ref": "#/$defs/JobStatus"},
+					"submitted_at":    nullable("string", "date-time"),
+					"started_at":      nullable("string", "date-time"),
+					"finished_at":     nullable("string", "date-time"),
+					"error":           nullable("string"),
+					"error_traceback": nullable("string"),
+					"artifact_id":     nullable("string", "ulid"),
+				},
+				"required": []string{"id"},
+			},
+		},
+	}
+}
