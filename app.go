@@ -1,6 +1,7 @@
 package chapkit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +17,9 @@ import (
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/inject"
 	"github.com/chapkit-go/chapkit/internal/httpapi"
+	"github.com/chapkit-go/chapkit/internal/pgdb"
+	"github.com/chapkit-go/chapkit/internal/schema"
+	"github.com/chapkit-go/chapkit/internal/shell"
 	"github.com/chapkit-go/chapkit/internal/sqlitedb"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
@@ -39,8 +43,11 @@ type App struct {
 	container *inject.Container
 
 	// Set by Start, read by handlers after Start returned.
-	db        *gorm.DB
-	ownsDB    bool
+	db     *gorm.DB
+	ownsDB bool
+	// pgURL is the connection string of a PostgreSQL database, for the
+	// scheduler's notification listener; "" on SQLite.
+	pgURL     string
 	sched     *job.Scheduler
 	tasks     *task.Manager
 	artifacts *artifact.Manager
@@ -135,24 +142,31 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := a.openDatabase(ctx); err != nil {
 		return err
 	}
-	if a.s.hierarchy != nil {
-		if err := artifact.Migrate(ctx, a.db); err != nil {
-			return fmt.Errorf("chapkit: migrate artifacts: %w", err)
+	if a.s.hierarchy != nil || a.s.tasks != nil || a.s.jobs != nil {
+		applied, err := schema.Migrate(ctx, a.db)
+		if err != nil {
+			return err
 		}
+		if len(applied) > 0 {
+			a.log.Info("database migrated", "versions", applied)
+		}
+	}
+	if a.s.hierarchy != nil {
 		a.artifacts = artifact.NewManager(a.db, a.s.hierarchy)
 	}
-	if a.s.tasks != nil {
-		if err := task.Migrate(ctx, a.db); err != nil {
-			return fmt.Errorf("chapkit: migrate tasks: %w", err)
-		}
-	}
 	if a.s.jobs != nil {
-		if err := job.Migrate(ctx, a.db); err != nil {
-			return fmt.Errorf("chapkit: migrate jobs: %w", err)
-		}
 		cfg := *a.s.jobs
 		cfg.Logger, cfg.Observer = a.log, a.http.JobObserver()
+		if cfg.Listener == nil && a.pgURL != "" {
+			cfg.Listener = pgdb.NewListener(a.pgURL, a.log)
+		}
+		if cfg.KillLeftovers == nil {
+			cfg.KillLeftovers = shell.KillLeftovers
+		}
 		a.sched = job.New(a.db, cfg)
+	}
+	if a.s.tasks != nil {
+		a.log.Info("process containment of shell tasks", "mechanism", shell.Mechanism(), "why_not_cgroup2", shell.MechanismReason())
 	}
 	if a.s.tasks != nil {
 		cfg := *a.s.tasks
@@ -216,9 +230,15 @@ func (a *App) openDatabase(ctx context.Context) error {
 	case d.handle != nil:
 		a.db = d.handle
 	case d.dialect != nil:
-		db, err := gorm.Open(d.dialect, &gorm.Config{TranslateError: true, SkipDefaultTransaction: true})
+		db, err := gorm.Open(d.dialect, pgdb.Options(nil))
 		if err != nil {
 			return fmt.Errorf("chapkit: open database: %w", err)
+		}
+		a.db, a.ownsDB = db, true
+	case pgdb.IsURL(d.target):
+		db, err := pgdb.Open(d.target, d.postgres)
+		if err != nil {
+			return fmt.Errorf("chapkit: %w", err)
 		}
 		a.db, a.ownsDB = db, true
 	default:
@@ -228,7 +248,37 @@ func (a *App) openDatabase(ctx context.Context) error {
 		}
 		a.db, a.ownsDB = db, true
 	}
+	if a.db.Dialector.Name() == "postgres" {
+		a.pgURL = cmp.Or(pgdb.DSNOf(a.db.Dialector), d.target)
+	}
 	return a.db.WithContext(ctx).Exec("SELECT 1").Error
+}
+
+// Migrate opens the database when Start has not, and brings its schema to
+// this release: it creates missing tables and columns and applies the
+// numbered migrations not yet recorded (docs/scaling-out.md). Several
+// replicas may run it at the same moment; one applies each step and the
+// others wait. Start runs it too, so calling it is needed only to migrate
+// ahead of a deployment (the examples' -migrate flag). A database opened
+// here is closed again unless Start runs later.
+func (a *App) Migrate(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	opened := false
+	if a.db == nil {
+		if err := a.openDatabase(ctx); err != nil {
+			return err
+		}
+		opened = true
+	}
+	_, err := schema.Migrate(ctx, a.db)
+	if opened && a.ownsDB {
+		if sqlDB, derr := a.db.DB(); derr == nil {
+			_ = sqlDB.Close()
+		}
+		a.db, a.ownsDB, a.pgURL = nil, false, ""
+	}
+	return err
 }
 
 // ValidateOrphanedTasks disables every "python" task whose function is not

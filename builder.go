@@ -58,6 +58,9 @@ type JobsConfig struct {
 	MaxPending       int
 	DrainTimeout     time.Duration
 	RetryInterrupted int
+	// RescueAfter is a shorthand for Scheduler.RescueAfter: the heartbeat
+	// age after which a node counts as dead and its jobs are rescued.
+	RescueAfter time.Duration
 	// Retention, when set, prunes finished jobs and their artifacts in the
 	// background.
 	Retention *RetentionConfig
@@ -70,6 +73,7 @@ func (c JobsConfig) schedulerConfig() job.Config {
 	cfg.MaxPending = cmp.Or(c.MaxPending, cfg.MaxPending)
 	cfg.DrainTimeout = cmp.Or(c.DrainTimeout, cfg.DrainTimeout)
 	cfg.RetryInterrupted = cmp.Or(c.RetryInterrupted, cfg.RetryInterrupted)
+	cfg.RescueAfter = cmp.Or(c.RescueAfter, cfg.RescueAfter)
 	return cfg
 }
 
@@ -142,8 +146,12 @@ type Limits struct {
 type DatabaseOptions struct {
 	// Synchronous is NORMAL (default) or FULL.
 	Synchronous string
-	// BusyTimeout; 0 = 30 s.
+	// BusyTimeout is how long a SQLite statement waits for another
+	// process's write lock; 0 = 5 s.
 	BusyTimeout time.Duration
+	// MaxOpenConns caps the PostgreSQL connection pool; 0 = 16. Each node
+	// holds one more connection for notifications. SQLite always uses one.
+	MaxOpenConns int
 }
 
 // Hook is a start-up or shutdown hook.
@@ -195,8 +203,10 @@ func (b *ServiceBuilder) fail(err error) *ServiceBuilder {
 
 // WithDatabase selects the database: a SQLite file path, ":memory:" or ""
 // (in memory, the default), a "sqlite:///path" or
-// "sqlite+aiosqlite:///path" URL, a ready *gorm.DB (not closed by the app)
-// or a gorm.Dialector for another driver. Anything else is a Build error.
+// "sqlite+aiosqlite:///path" URL, a PostgreSQL URL ("postgres://…" or
+// "postgresql://…"), a ready *gorm.DB (not closed by the app) or a
+// gorm.Dialector (SQLite or PostgreSQL). Anything else is a Build error.
+// Several processes may share one database; see docs/scaling-out.md.
 func (b *ServiceBuilder) WithDatabase(target any, opts ...DatabaseOptions) *ServiceBuilder {
 	b.dbTarget, b.dbHandle, b.dbDialect = "", nil, nil
 	switch t := target.(type) {

@@ -109,10 +109,14 @@ func (a *App) runPruner(stop <-chan struct{}, done chan<- struct{}) {
 			case <-ctx.Done():
 			}
 		}()
-		if n, err := a.Prune(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("retention: prune failed", "error", err)
-		} else if n > 0 {
-			a.log.Info("retention: pruned finished jobs", "count", n)
+		// Only the leader prunes, so replicas sharing a database do not
+		// race each other for the same rows.
+		if a.sched == nil || a.sched.IsLeader() {
+			if n, err := a.Prune(ctx); err != nil && ctx.Err() == nil {
+				a.log.Warn("retention: prune failed", "error", err)
+			} else if n > 0 {
+				a.log.Info("retention: pruned finished jobs", "count", n)
+			}
 		}
 		cancel()
 		select {

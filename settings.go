@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"net/url"
 	"slices"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/internal/httpapi"
+	"github.com/chapkit-go/chapkit/internal/pgdb"
 	"github.com/chapkit-go/chapkit/internal/sqlitedb"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/task"
@@ -66,10 +68,11 @@ type settings struct {
 // dbSettings is the database the app uses: a handle, a dialector or a
 // SQLite target, tried in that order.
 type dbSettings struct {
-	handle  *gorm.DB
-	dialect gorm.Dialector
-	target  string
-	sqlite  sqlitedb.Config
+	handle   *gorm.DB
+	dialect  gorm.Dialector
+	target   string
+	sqlite   sqlitedb.Config
+	postgres pgdb.Config
 }
 
 // resolve turns the builder's options into settings. Resolving the API
@@ -93,7 +96,7 @@ func (b *ServiceBuilder) resolve() (settings, []error) {
 		log:  log,
 		db: dbSettings{handle: b.dbHandle, dialect: b.dbDialect, target: b.dbTarget, sqlite: sqlitedb.Config{
 			Synchronous: b.dbOpts.Synchronous, BusyTimeout: b.dbOpts.BusyTimeout, Logger: log,
-		}},
+		}, postgres: pgdb.Config{MaxOpenConns: b.dbOpts.MaxOpenConns, Logger: log}},
 		handlers: maps.Clone(b.handlers),
 		startup:  slices.Clone(b.startup),
 		shutdown: slices.Clone(b.shutdown),
@@ -148,6 +151,23 @@ func (b *ServiceBuilder) resolve() (settings, []error) {
 			errs = append(errs, err)
 		}
 		d.Auth = auth
+	}
+	if s.tasks != nil {
+		// Tasks never see the service's own secrets: its API keys and its
+		// database URL are removed from whatever environment they inherit.
+		secrets := slices.Clone(s.tasks.Secrets)
+		if d.Auth != nil {
+			secrets = append(secrets, d.Auth.Keys...)
+		}
+		if pgdb.IsURL(b.dbTarget) {
+			secrets = append(secrets, b.dbTarget)
+			if u, err := url.Parse(b.dbTarget); err == nil && u.User != nil {
+				if pw, ok := u.User.Password(); ok && pw != "" {
+					secrets = append(secrets, pw)
+				}
+			}
+		}
+		s.tasks.Secrets = secrets
 	}
 	s.http = d
 	return s, errs

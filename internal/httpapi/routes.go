@@ -85,6 +85,9 @@ func (s *Server) mountAPI() {
 	}
 	if s.d.System {
 		s.mount(systemPrefix, allowAll, s.systemRoutes())
+		if s.d.Jobs != nil {
+			s.mount(systemPrefix, allowAll, s.nodeRoutes())
+		}
 	}
 	if j := s.d.Jobs; j != nil {
 		s.mount(j.Prefix, allowAll, s.jobRoutes())

@@ -93,3 +93,19 @@ func redact(err error, url string) error {
 	}
 	return fmt.Errorf("%s", msg)
 }
+
+// DSNOf returns the connection string of a GORM PostgreSQL dialector, or
+// "" for any other dialector or one built on an existing connection.
+func DSNOf(d gorm.Dialector) string {
+	switch p := d.(type) {
+	case *postgres.Dialector:
+		if p.Config != nil {
+			return p.Config.DSN
+		}
+	case postgres.Dialector:
+		if p.Config != nil {
+			return p.Config.DSN
+		}
+	}
+	return ""
+}
