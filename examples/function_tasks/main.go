@@ -132,7 +132,9 @@ func now() string { return time.Now().UTC().Truncate(time.Microsecond).Format(ti
 
 func main() {
 	addr := flag.String("addr", ":8000", "listen address")
-	db := flag.String("db", "", "SQLite database file (empty: in memory, lost at exit)")
+	db := flag.String("db", "", "database: a SQLite file (empty: in memory, lost at exit) or a postgres:// URL shared by several replicas")
+	rescueAfter := flag.Duration("rescue-after", 15*time.Second, "heartbeat age after which a replica counts as dead and its running jobs are rescued")
+	migrate := flag.Bool("migrate", false, "bring the database schema up to date, then exit")
 	flag.Parse()
 	logger := chapkit.LoggerFromEnv() // LOG_FORMAT (console|json), LOG_LEVEL
 
@@ -158,7 +160,8 @@ func main() {
 		WithAuthFromEnv(). // on only when CHAPKIT_API_KEYS or CHAPKIT_API_KEY_FILE is set
 		WithHealth().
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).
-		WithJobs(chapkit.JobsConfig{MaxConcurrency: 3}).
+		WithJobs(chapkit.JobsConfig{MaxConcurrency: 3, RescueAfter: *rescueAfter}).
+		WithSystem().
 		WithTasks(reg).
 		OnStartup(chapkit.SeedTasks(
 			task.In{ID: "01JCSEED0000000000000PYTH1", Command: "calculate_sum", TaskType: task.TypePython, Parameters: params(`{"a": 10, "b": 32}`), Enabled: true},
@@ -177,6 +180,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *migrate {
+		if err := app.Migrate(ctx); err != nil {
+			logger.Error("migrate database", "error", err)
+			os.Exit(1)
+		}
+		logger.Info("database schema is up to date")
+		return
+	}
 	if err := app.Run(ctx, *addr); err != nil {
 		logger.Error("service stopped", "error", err)
 		os.Exit(1)
