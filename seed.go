@@ -2,7 +2,12 @@ package chapkit
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"gorm.io/gorm"
+
+	"github.com/chapkit-go/chapkit/problem"
 
 	"github.com/chapkit-go/chapkit/task"
 )
@@ -25,6 +30,12 @@ func SeedTasks(tasks ...task.In) Hook {
 				in.TaskType = task.TypeShell
 			}
 			if _, err := m.Create(ctx, in); err != nil {
+				// Replicas starting at the same moment on one database
+				// may seed together: the one that lost the race finds the
+				// task there already, which is what seeding wants.
+				if problem.Is(err, problem.KindConflict) || errors.Is(err, gorm.ErrDuplicatedKey) {
+					continue
+				}
 				return fmt.Errorf("seed task %s: %w", in.ID, err)
 			}
 		}

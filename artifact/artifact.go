@@ -25,7 +25,7 @@ type Artifact struct {
 	// Data is the payload as JSON text. Nil is stored as SQL NULL, which
 	// the NOT NULL constraint rejects: that is how a JSON null sent on
 	// create fails in storage, with a database error.
-	Data      json.RawMessage `gorm:"type:blob;not null" json:"data"`
+	Data      json.RawMessage `gorm:"not null" json:"data"` // blob on SQLite, bytea on PostgreSQL
 	Level     int             `gorm:"not null;index" json:"level"`
 	CreatedAt time.Time       `json:"created_at"`
 	UpdatedAt time.Time       `json:"updated_at"`
