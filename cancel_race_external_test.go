@@ -3,7 +3,7 @@ package chapkit_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 	"testing"
 
 	"github.com/chapkit-go/chapkit"
@@ -18,7 +18,7 @@ import (
 // with a storage error, and every job ends canceled.
 func TestCancelRightAfterStart(t *testing.T) {
 	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "cancel"}).
-		WithDatabase(filepath.Join(t.TempDir(), "c.db")).
+		WithDatabase(apptest.DBTarget(t)).
 		WithArtifacts(artifact.Hierarchy{Name: "x"}).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 4}).
 		WithTasks(registry.New()).

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -105,7 +104,7 @@ func TestInfo(t *testing.T) {
 		DisplayName: "Svc", Summary: "Short text",
 		Contact: map[string]string{"email": "ops@example.com"},
 		Extra:   map[string]any{"author": "ops", "tags": []string{"a", "b"}},
-	}).WithDatabase(filepath.Join(t.TempDir(), "info.db")))
+	}).WithDatabase(apptest.DBTarget(t)))
 	h := app.Handler()
 	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
 		"display_name": "Svc", "version": "1.0.0", "summary": "Short text", "description": "Short text",

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -42,7 +41,7 @@ var testHierarchy = artifact.Hierarchy{Name: "task_executions", LevelLabels: map
 func builderFor(t testing.TB) *chapkit.ServiceBuilder {
 	t.Helper()
 	return chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "Test"}).
-		WithDatabase(filepath.Join(t.TempDir(), "test.db")).
+		WithDatabase(apptest.DBTarget(t)).
 		WithHealth().WithSystem().
 		WithArtifacts(testHierarchy).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 4, DrainTimeout: 5 * time.Second}).

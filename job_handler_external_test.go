@@ -3,7 +3,7 @@ package chapkit_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 	"strings"
 	"testing"
 
@@ -15,7 +15,7 @@ import (
 // listed by it.
 func TestCustomJobHandler(t *testing.T) {
 	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "jobs"}).
-		WithDatabase(filepath.Join(t.TempDir(), "j.db")).
+		WithDatabase(apptest.DBTarget(t)).
 		WithJobs(chapkit.JobsConfig{}).
 		WithJobHandler("greet", func(ctx context.Context, run *job.Run) (any, error) {
 			var args struct{ Name string }

@@ -2,7 +2,7 @@ package chapkit_test
 
 import (
 	"context"
-	"path/filepath"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 	"testing"
 	"time"
 
@@ -18,7 +18,7 @@ import (
 func retentionApp(t *testing.T, r chapkit.RetentionConfig, reg *registry.Registry) *chapkit.App {
 	t.Helper()
 	app, err := chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "retention"}).
-		WithDatabase(filepath.Join(t.TempDir(), "r.db")).
+		WithDatabase(apptest.DBTarget(t)).
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions"}).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 2, Retention: &r}).
 		WithTasks(reg).
@@ -108,7 +108,7 @@ func TestRetentionMaxAgeInBackground(t *testing.T) {
 
 func TestRetentionOffPrunesNothing(t *testing.T) {
 	app := chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "no retention"}).
-		WithDatabase(filepath.Join(t.TempDir(), "r.db")).
+		WithDatabase(apptest.DBTarget(t)).
 		WithArtifacts(artifact.Hierarchy{Name: "x"}).WithJobs(chapkit.JobsConfig{}).WithTasks(registry.New()).MustBuild()
 	if err := app.Start(t.Context()); err != nil {
 		t.Fatal(err)

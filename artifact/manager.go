@@ -81,11 +81,13 @@ func (m *Manager) Create(ctx context.Context, in In) (*Artifact, error) {
 		if err != nil {
 			return err
 		}
-		now := wire.Now()
-		a := Artifact{ID: id, ParentID: in.ParentID, Level: level, CreatedAt: now, UpdatedAt: now}
-		if !isNull(in.Data) {
-			a.Data = in.Data
+		if isNull(in.Data) {
+			// Checked here, not left to the database, so both engines
+			// answer with the same text.
+			return errNotNullData
 		}
+		now := wire.Now()
+		a := Artifact{ID: id, ParentID: in.ParentID, Level: level, CreatedAt: now, UpdatedAt: now, Data: in.Data}
 		if err := tx.Create(&a).Error; err != nil {
 			return err
 		}
@@ -406,6 +408,14 @@ func dbError(op string, err error) error {
 // ErrForeignKeyViolated ("violates foreign key constraint"), but the family
 // E body shows the driver's text, which clients know as SQLite's.
 var errForeignKey error = foreignKeyError{}
+
+// notNullError is a missing artifact body, worded as SQLite words it, so
+// the database error body is the same on every engine.
+type notNullError struct{}
+
+func (notNullError) Error() string { return "NOT NULL constraint failed: artifacts.data" }
+
+var errNotNullData error = notNullError{}
 
 type foreignKeyError struct{}
 

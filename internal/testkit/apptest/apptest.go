@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/chapkit-go/chapkit"
+	"github.com/chapkit-go/chapkit/internal/pgtest"
 )
 
 // DBPath returns a fresh SQLite file path in the test's temporary
@@ -18,6 +19,18 @@ import (
 func DBPath(tb testing.TB) string {
 	tb.Helper()
 	return filepath.Join(tb.TempDir(), "test.db")
+}
+
+// DBTarget returns a fresh database of the engine under test: a SQLite
+// file, or a new PostgreSQL database when the suite is rerun on PostgreSQL
+// (see pgtest.RerunOnPostgres). Calling WithDatabase with it runs a suite
+// on both engines unchanged.
+func DBTarget(tb testing.TB) string {
+	tb.Helper()
+	if pgtest.OnPostgres() {
+		return pgtest.URL(tb)
+	}
+	return DBPath(tb)
 }
 
 // Start builds the app of b, starts it and shuts it down when the test
