@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -398,7 +399,18 @@ func (s *Scheduler) fill(ctx context.Context) {
 func (s *Scheduler) claim(ctx context.Context, n int) ([]*Job, error) {
 	now := wire.Now()
 	var jobs []*Job
-	err := s.db.WithContext(ctx).Raw(s.d.claim, s.d.claimArgs(now, s.node.ID, n)...).Scan(&jobs).Error
+	// On PostgreSQL the claim tells the other nodes in the same
+	// transaction, so subscribers everywhere see the job start.
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Raw(s.d.claim, s.d.claimArgs(now, s.node.ID, n)...).Scan(&jobs).Error; err != nil || len(jobs) == 0 {
+			return err
+		}
+		ids := make([]string, len(jobs))
+		for i, j := range jobs {
+			ids[i] = j.ID
+		}
+		return s.notifyTx(tx, opChanged, strings.Join(ids, ","))
+	})
 	if err != nil {
 		return nil, err
 	}
