@@ -42,7 +42,10 @@ type setupOpts struct {
 
 func setup(tb testing.TB, o setupOpts) *testBundle {
 	tb.Helper()
-	db := dbtest.Open(tb, &Task{}, &job.Job{}, &artifact.Artifact{})
+	db := dbtest.Open(tb, &Task{}, &artifact.Artifact{})
+	if err := job.Migrate(tb.Context(), db); err != nil {
+		tb.Fatal(err)
+	}
 	arts := artifact.NewManager(db, &artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}})
 	sched := job.New(db, job.Config{MaxConcurrency: o.maxConcurrency, DrainTimeout: 2 * time.Second})
 	reg := registry.New()
