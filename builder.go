@@ -50,17 +50,20 @@ type JobsConfig struct {
 	// Scheduler is the scheduler's configuration; job.Config documents
 	// each field and its default. The app sets Logger and Observer.
 	Scheduler job.Config
-	// MaxConcurrency, MaxPending, DrainTimeout and RetryInterrupted are
-	// shorthands: when non-zero, each replaces the Scheduler field of the
-	// same name. A full $execute queue answers 503, and Shutdown waits up
-	// to the drain timeout for running jobs.
+	// MaxConcurrency, MaxPending, DrainTimeout, RetryInterrupted and
+	// AbandonAfter are shorthands: when non-zero, each replaces the
+	// Scheduler field of the same name. A full $execute queue answers 503,
+	// Shutdown waits up to the drain timeout for running jobs, and a call
+	// that ignores its cancellation or timeout keeps its slot for at most
+	// AbandonAfter (docs/jobs.md). Negative values are a Build error.
 	MaxConcurrency   int
 	MaxPending       int
 	DrainTimeout     time.Duration
 	RetryInterrupted int
 	// RescueAfter is a shorthand for Scheduler.RescueAfter: the heartbeat
 	// age after which a node counts as dead and its jobs are rescued.
-	RescueAfter time.Duration
+	RescueAfter  time.Duration
+	AbandonAfter time.Duration
 	// Retention, when set, prunes finished jobs and their artifacts in the
 	// background.
 	Retention *RetentionConfig
@@ -74,6 +77,7 @@ func (c JobsConfig) schedulerConfig() job.Config {
 	cfg.DrainTimeout = cmp.Or(c.DrainTimeout, cfg.DrainTimeout)
 	cfg.RetryInterrupted = cmp.Or(c.RetryInterrupted, cfg.RetryInterrupted)
 	cfg.RescueAfter = cmp.Or(c.RescueAfter, cfg.RescueAfter)
+	cfg.AbandonAfter = cmp.Or(c.AbandonAfter, cfg.AbandonAfter)
 	return cfg
 }
 
@@ -374,6 +378,7 @@ func (b *ServiceBuilder) validate(resolveErrs []error) error {
 	if b.info.DisplayName == "" {
 		errs = append(errs, errors.New("ServiceInfo.DisplayName is required"))
 	}
+	errs = append(errs, b.checkRanges()...)
 	if b.health != nil {
 		for _, c := range b.health.Checks {
 			if !healthName.MatchString(c.Name) {

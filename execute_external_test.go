@@ -92,6 +92,7 @@ func TestShellResults(t *testing.T) {
 				"created_at": task["created_at"], "updated_at": task["updated_at"]},
 			"stdout": "Hello World\n", "stderr": "", "exit_code": float64(0),
 		}
+		takeUsage(t, data, shellUsageKeys...)
 		if diff := cmp.Diff(want, data); diff != "" {
 			t.Errorf("artifact data mismatch (-want +got):\n%s", diff)
 		}
@@ -100,14 +101,24 @@ func TestShellResults(t *testing.T) {
 				t.Errorf("completed job has null %s", k)
 			}
 		}
-		if job["error"] != nil || job["error_traceback"] != nil || len(job) != 8 {
-			t.Errorf("completed job = %v, want 8 keys with null errors", job)
+		if job["error"] != nil || job["error_traceback"] != nil || !isJobRecord(job) {
+			t.Errorf("completed job = %v, want the 8 keys (and optionally node) with null errors", job)
 		}
 		// The artifact id resolves, and the artifact is a level-0 execution.
 		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/artifacts/"+job["artifact_id"].(string)+"/$expand", "", "")
-		expect(t, rec, http.StatusOK, ctJSON, map[string]any{"id": job["artifact_id"], "data": want, "parent_id": nil,
+		expanded := object(t, rec.Body.Bytes())
+		if d, ok := expanded["data"].(map[string]any); !ok {
+			t.Errorf("$expand data = %v, want an object", expanded["data"])
+		} else {
+			takeUsage(t, d, shellUsageKeys...)
+			if diff := cmp.Diff(want, d); diff != "" {
+				t.Errorf("$expand data mismatch (-want +got):\n%s", diff)
+			}
+		}
+		// data is compared above, without its run-dependent keys.
+		expect(t, rec, http.StatusOK, ctJSON, map[string]any{"id": job["artifact_id"], "parent_id": nil,
 			"level": float64(0), "level_label": "execution", "hierarchy": "task_executions", "children": nil, "config": nil},
-			ignoreKeys("created_at", "updated_at"))
+			ignoreKeys("created_at", "updated_at", "data"))
 	})
 
 	tests := []struct {
@@ -134,8 +145,9 @@ func TestShellResults(t *testing.T) {
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("%s: output mismatch (-want +got):\n%s", tc.command, diff)
 			}
+			takeUsage(t, data, shellUsageKeys...)
 			if len(data) != 4 {
-				t.Errorf("artifact keys = %v, want exactly task/stdout/stderr/exit_code", keysOf(data))
+				t.Errorf("artifact keys = %v, want exactly task/stdout/stderr/exit_code and the resource-use keys", keysOf(data))
 			}
 		})
 	}
@@ -184,6 +196,7 @@ func TestExecutionsAreIndependent(t *testing.T) {
 			}
 			jobs[jobID], arts[job["artifact_id"].(string)] = true, true
 			data := artifactData(t, h, job["artifact_id"].(string))
+			takeUsage(t, data, shellUsageKeys...)
 			if first == nil {
 				first = data
 			} else if diff := cmp.Diff(first, data); diff != "" {
@@ -320,7 +333,9 @@ func TestFunctionTask(t *testing.T) {
 		"result": map[string]any{"result": float64(42), "operation": "sum"},
 		"error":  nil,
 	}
-	if diff := cmp.Diff(want, artifactData(t, h, job["artifact_id"].(string))); diff != "" {
+	data := artifactData(t, h, job["artifact_id"].(string))
+	takeUsage(t, data, functionUsageKeys...)
+	if diff := cmp.Diff(want, data); diff != "" {
 		t.Errorf("artifact data mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -16,8 +16,12 @@ func TestShellOutputFlood(t *testing.T) {
 	h := newApp(t).Handler()
 	_, _, data := runShell(t, h, `head -c 3000000 /dev/zero | tr '\0' x`)
 	stdout, _ := data["stdout"].(string)
-	if len(stdout) != 1<<20 || strings.Trim(stdout, "x") != "" {
-		t.Errorf("stdout has %d bytes, want 1048576 x's", len(stdout))
+	// Past the 1 MiB cap the head and the tail are kept, half each, with a
+	// marker line between them counting the bytes left out.
+	half := strings.Repeat("x", 1<<19)
+	if want := half + "\n[... 1951424 bytes of output dropped ...]\n" + half; stdout != want {
+		t.Errorf("stdout has %d bytes (starts %q, ends %q), want 512 KiB of x, the marker line and 512 KiB of x",
+			len(stdout), truncate(stdout[:min(len(stdout), 64)]), stdout[max(0, len(stdout)-64):])
 	}
 	if data["stdout_truncated"] != true || data["exit_code"] != float64(0) || data["stderr"] != "" {
 		t.Errorf("stdout_truncated=%v exit_code=%v stderr=%q", data["stdout_truncated"], data["exit_code"], data["stderr"])
@@ -27,6 +31,21 @@ func TestShellOutputFlood(t *testing.T) {
 	}
 	if _, ok := data["timed_out"]; ok {
 		t.Errorf("timed_out present without a timeout")
+	}
+}
+
+// TestShellOutputFloodKeepsLastLine: the line that says what went wrong
+// comes last, after the flood, and survives the cut.
+func TestShellOutputFloodKeepsLastLine(t *testing.T) {
+	t.Parallel()
+	h := newApp(t).Handler()
+	_, _, data := runShell(t, h, `head -c 3000000 /dev/zero | tr '\0' e >&2; echo 'fatal: disk full' >&2; exit 2`)
+	stderr, _ := data["stderr"].(string)
+	if !strings.HasSuffix(stderr, "efatal: disk full\n") || !strings.Contains(stderr, "\n[... 1951441 bytes of output dropped ...]\n") {
+		t.Errorf("stderr (%d bytes) ends %q, want the marker line and the final error line", len(stderr), stderr[max(0, len(stderr)-64):])
+	}
+	if data["stderr_truncated"] != true || data["exit_code"] != float64(2) {
+		t.Errorf("stderr_truncated=%v exit_code=%v", data["stderr_truncated"], data["exit_code"])
 	}
 }
 

@@ -295,3 +295,45 @@ func commandAlive(t testing.TB, argv ...string) bool {
 func seedTask(id, command string) task.In {
 	return task.In{ID: id, Command: command, TaskType: task.TypeShell, Enabled: true}
 }
+
+// shellUsageKeys are the resource-use keys of a shell artifact, and
+// functionUsageKeys those of a function artifact: their values differ from
+// run to run, so tests check them apart from the rest.
+var (
+	shellUsageKeys    = []string{"duration_seconds", "cpu_user_seconds", "cpu_system_seconds", "max_rss_bytes"}
+	functionUsageKeys = []string{"duration_seconds"}
+)
+
+// takeUsage checks that data holds each of keys as a non-negative number
+// and removes them, leaving what is the same for every run.
+func takeUsage(t testing.TB, data map[string]any, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		v, ok := data[k].(float64)
+		if !ok || v < 0 {
+			t.Errorf("artifact %s = %#v, want a non-negative number", k, data[k])
+		}
+		delete(data, k)
+	}
+}
+
+// jobRecordKeys are the keys every job record has.
+var jobRecordKeys = []string{"id", "status", "submitted_at", "started_at", "finished_at", "error", "error_traceback", "artifact_id"}
+
+// isJobRecord reports whether rec has exactly the job record keys, plus
+// optionally "node" (a string, present once a node claimed the job).
+func isJobRecord(rec map[string]any) bool {
+	n := len(jobRecordKeys)
+	if node, ok := rec["node"]; ok {
+		if _, isString := node.(string); !isString {
+			return false
+		}
+		n++
+	}
+	for _, k := range jobRecordKeys {
+		if _, ok := rec[k]; !ok {
+			return false
+		}
+	}
+	return len(rec) == n
+}

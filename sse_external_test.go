@@ -80,7 +80,7 @@ func TestJobStream(t *testing.T) {
 		var statuses []any
 		for _, rec := range recs {
 			statuses = append(statuses, rec["status"])
-			if len(rec) != 8 || rec["id"] != id {
+			if !isJobRecord(rec) || rec["id"] != id {
 				t.Errorf("event %v is not the full record of %s", rec, id)
 			}
 		}

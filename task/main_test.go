@@ -42,8 +42,8 @@ type setupOpts struct {
 
 func setup(tb testing.TB, o setupOpts) *testBundle {
 	tb.Helper()
-	db := dbtest.Open(tb, &Task{}, &job.Job{}, &job.Node{}, &job.Lease{}, &artifact.Artifact{})
-	if err := job.Migrate(context.Background(), db); err != nil {
+	db := dbtest.Open(tb, &Task{}, &artifact.Artifact{})
+	if err := job.Migrate(tb.Context(), db); err != nil {
 		tb.Fatal(err)
 	}
 	arts := artifact.NewManager(db, &artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}})

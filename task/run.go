@@ -91,11 +91,11 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	}
 	timeout := m.cfg.DefaultTimeout
 	if t.TimeoutSeconds != nil {
-		timeout = time.Duration(*t.TimeoutSeconds) * time.Second
+		timeout = t.Timeout()
 	}
 	var data any
 	if args.TaskType == TypePython {
-		data, err = m.runFunction(ctx, t, timeout)
+		data, err = m.runFunction(ctx, run, t, timeout)
 	} else {
 		data, err = m.runShell(ctx, run, t, timeout)
 	}
@@ -146,7 +146,13 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 	}, nil
 }
 
-func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duration) (*FunctionResult, error) {
+// runFunction calls the task's registered function. The call runs in its
+// own goroutine, so that a function ignoring its context cannot hold the
+// job: when the timeout fires (or the job is cancelled) the outcome is
+// recorded at once and the call, still running, is handed to the
+// scheduler with [job.Run.Detach], which keeps its concurrency slot until
+// the call returns or the scheduler gives up on it (docs/jobs.md).
+func (m *Manager) runFunction(ctx context.Context, run *job.Run, t *Task, timeout time.Duration) (*FunctionResult, error) {
 	var fn *registry.Func
 	if m.cfg.Registry != nil {
 		fn, _ = m.cfg.Registry.Lookup(t.Command)
@@ -161,8 +167,39 @@ func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duratio
 		defer cancel()
 	}
 	t0 := time.Now()
-	result, callErr := fn.Call(callCtx, t.Parameters, m.cfg.Container)
+	type outcome struct {
+		result any
+		err    *registry.CallError
+	}
+	finished := make(chan outcome, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r, e := fn.Call(callCtx, t.Parameters, m.cfg.Container)
+		finished <- outcome{r, e}
+	}()
+	returned := true
+	select {
+	case <-done:
+	case <-callCtx.Done():
+		// Give a call that heeds its context the chance to return its own
+		// error (and traceback) before it counts as ignoring it.
+		select {
+		case <-done:
+		case <-time.After(returnGrace):
+			returned = false
+			if run != nil {
+				run.Detach(done)
+			}
+		}
+	}
 	elapsed := time.Since(t0)
+	var result any
+	var callErr *registry.CallError
+	if returned {
+		o := <-finished
+		result, callErr = o.result, o.err
+	}
 	if ctx.Err() != nil {
 		// Cancelled, deleted or interrupted: the scheduler records the
 		// outcome and nothing of this call is stored.
@@ -175,7 +212,7 @@ func (m *Manager) runFunction(ctx context.Context, t *Task, timeout time.Duratio
 		DurationSeconds: elapsed.Seconds(),
 	}
 	switch {
-	case errors.Is(context.Cause(callCtx), errTimeout) && (callErr != nil || callCtx.Err() != nil):
+	case !returned || errors.Is(context.Cause(callCtx), errTimeout) && (callErr != nil || callCtx.Err() != nil):
 		trace := ""
 		if callErr != nil {
 			trace = callErr.Traceback
@@ -237,6 +274,10 @@ func checkEmbeddable(raw json.RawMessage) error {
 }
 
 var errTimeout = errors.New("task timed out")
+
+// returnGrace is how long a function whose context ended may take to
+// return before the job is recorded without waiting for it.
+const returnGrace = 100 * time.Millisecond
 
 // rootCause returns the innermost error of err's chain (for an operating
 // system failure, the errno text).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"runtime"
@@ -45,6 +46,10 @@ const (
 	degraded  state = "degraded"
 	unhealthy state = "unhealthy"
 )
+
+// abandonedCheckName is the health check present while abandoned job
+// calls still run (docs/jobs.md).
+const abandonedCheckName = "abandoned_calls"
 
 // systemPrefix is where the system routes live; it is not configurable.
 const systemPrefix = "/api/v1/system"
@@ -169,6 +174,16 @@ func (s *Server) health(ctx context.Context) healthStatus {
 	}
 	if !cfg.NoDatabaseCheck {
 		checks = append(checks, HealthCheck{Name: "database", Check: s.databaseCheck})
+	}
+	// A call the scheduler gave up on still runs on a goroutine nobody can
+	// stop: report it while it lasts. The check appears only then, so the
+	// body of a service without one is unchanged.
+	if sched := s.sched(); sched != nil {
+		if now, _ := sched.Abandoned(); now > 0 {
+			checks = append(checks, HealthCheck{Name: abandonedCheckName, Check: func(context.Context) (string, string, error) {
+				return string(degraded), fmt.Sprintf("%d job call(s) ignored their cancellation or timeout and still run abandoned", now), nil
+			}})
+		}
 	}
 	out := healthStatus{Status: healthy, checks: map[string]checkResult{}}
 	for _, c := range checks {

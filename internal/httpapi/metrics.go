@@ -75,7 +75,21 @@ func newMetrics(s *Server, cfg Monitoring) *metrics {
 			return 0
 		}
 	}
+	abandoned := func(pick func(now int, total int64) float64) func() float64 {
+		return func() float64 {
+			if sched := s.sched(); sched != nil {
+				return pick(sched.Abandoned())
+			}
+			return 0
+		}
+	}
 	r.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "chapkit_job_calls_abandoned_total",
+			Help: "Calls that ignored their job's cancellation or timeout past the grace period and were abandoned, since start."},
+			abandoned(func(_ int, total int64) float64 { return float64(total) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chapkit_job_calls_abandoned",
+			Help: "Abandoned calls that have not returned yet (each still holds a goroutine)."},
+			abandoned(func(now int, _ int64) float64 { return float64(now) })),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.duration, m.active, m.jobsSubmitted, m.jobsFinished, m.jobDuration,
