@@ -52,14 +52,14 @@ const systemPrefix = "/api/v1/system"
 // infoRoutes is the table of the service information route.
 func (s *Server) infoRoutes() []route {
 	str := map[string]any{"type": "string"}
-	strMap := nullableSchema(map[string]any{"type": "object", "additionalProperties": str})
+	strMap := map[string]any{"type": "object", "additionalProperties": str}
 	info := fixed(map[string]any{"type": "object", "title": "ServiceInfo",
 		"properties": map[string]any{
-			"display_name": str, "version": str,
-			"summary": nullableSchema(str), "description": nullableSchema(str),
+			"id": str, "display_name": str, "version": str,
+			"summary": str, "description": str,
 			"contact": strMap, "license_info": strMap,
 		},
-		"required":             []string{"display_name", "version"},
+		"required":             []string{"id", "display_name", "version"},
 		"additionalProperties": true})
 	return []route{
 		{http.MethodGet, "/api/v1/info", func(c echo.Context) error { return c.JSON(http.StatusOK, s.d.Info) }, always, familyNone,

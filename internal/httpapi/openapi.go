@@ -23,7 +23,10 @@ type opDoc struct {
 	status       int
 	contentType  string   // of the success response; "" for no body
 	result       schemaFn // success schema
-	errs         []errDoc
+	// alt are further media types of the success response (content
+	// negotiation), by content type.
+	alt  map[string]schemaFn
+	errs []errDoc
 }
 
 // schemaFn gives a schema, registering the components it refers to with
@@ -65,6 +68,7 @@ func queryParam(name, typ, desc string) openapi.Parameter {
 const (
 	jsonCT = "application/json"
 	sseCT  = "text/event-stream"
+	textCT = "text/plain; charset=utf-8"
 )
 
 var (
@@ -191,6 +195,9 @@ func (s *Server) OpenAPI() *openapi.Document {
 		okResp := &openapi.Response{Description: http.StatusText(d.status)}
 		if d.contentType != "" {
 			okResp.Content = map[string]openapi.MediaType{d.contentType: {Schema: result}}
+		}
+		for ct, fn := range d.alt {
+			okResp.Content[ct] = openapi.MediaType{Schema: fn(g)}
 		}
 		op.Responses[strconv.Itoa(d.status)] = okResp
 		for _, e := range d.errs {
