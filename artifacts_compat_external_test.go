@@ -153,6 +153,19 @@ func TestArtifactDownload(t *testing.T) {
 	})
 	t.Run("unknown and invalid ids", func(t *testing.T) {
 		expect(t, testkit.Request(t, h, http.MethodGet, dl(unknownID), "", ""), http.StatusNotFound, ctProblem, entityNotFound(artPrefix, unknownID))
-		expect(t, testkit.Request(t, h, http.MethodGet, dl("nope"), "", ""), http.StatusBadRequest, ctProblem, invalidULID(artPrefix, "nope"))
+		want := invalidULID(artPrefix, "nope")
+		want["instance"] = dl("nope")
+		expect(t, testkit.Request(t, h, http.MethodGet, dl("nope"), "", ""), http.StatusBadRequest, ctProblem, want)
 	})
+}
+
+// A bad id on a $-route names the whole request path as the instance.
+func TestArtifactInvalidIDInstance(t *testing.T) {
+	t.Parallel()
+	h := newApp(t).Handler()
+	for _, suffix := range []string{"/$expand", "/$tree", "/$download"} {
+		want := invalidULID(artPrefix, "bad-id")
+		want["instance"] = artPrefix + "/bad-id" + suffix
+		expect(t, testkit.Request(t, h, http.MethodGet, artPrefix+"/bad-id"+suffix, "", ""), http.StatusBadRequest, ctProblem, want)
+	}
 }

@@ -166,8 +166,9 @@ func TestArtifactErrors(t *testing.T) {
 		{http.MethodGet, "/$tree", ""},
 	} {
 		t.Run(tc.method+tc.suffix+" invalid ULID is 400", func(t *testing.T) {
-			expect(t, doJSON(t, h, tc.method, artPrefix+"/not-a-ulid"+tc.suffix, tc.body), http.StatusBadRequest, ctProblem,
-				invalidULID(artPrefix, "not-a-ulid"))
+			want := invalidULID(artPrefix, "not-a-ulid")
+			want["instance"] = artPrefix + "/not-a-ulid" + tc.suffix
+			expect(t, doJSON(t, h, tc.method, artPrefix+"/not-a-ulid"+tc.suffix, tc.body), http.StatusBadRequest, ctProblem, want)
 		})
 	}
 	for _, tc := range []struct{ method, body string }{

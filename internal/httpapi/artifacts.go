@@ -25,14 +25,14 @@ func (s *Server) artifactRoutes() []route {
 		"required": []string{"data"}})
 	out := of(artifact.Out{})
 	tree := of(artifact.TreeNode{})
-	treeErrs := []errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID"}, {http.StatusNotFound, shapeDetail, "Not found"}}
+	treeErrs := []errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID", nil}, {http.StatusNotFound, shapeDetail, "Not found", nil}}
 	return []route{
 		{http.MethodPost, "", s.createArtifact, permCreate, familyProblem, opDoc{tag: tag, summary: "Create an artifact", body: in, status: 201,
-			contentType: jsonCT, result: out, errs: cat(bodyErrs, []errDoc{dbErr})}},
+			contentType: jsonCT, location: true, result: out, errs: cat(bodyErrs, []errDoc{dbErr})}},
 		{http.MethodGet, "", s.listArtifacts, permRead, familyProblem, opDoc{tag: tag, summary: "List artifacts",
 			query:       append([]openapi.Parameter{queryParam("tag", "string", "only artifacts carrying this tag (exact match)")}, pageParams...),
 			status:      200,
-			contentType: jsonCT, result: pageOf(artifact.Out{}), errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid page or size"}}}},
+			contentType: jsonCT, result: pageOf(artifact.Out{}), errs: listErrs}},
 		{http.MethodGet, "/$schema", func(c echo.Context) error { return c.JSON(http.StatusOK, artifactSchema()) }, permRead, familyProblem,
 			opDoc{tag: tag, summary: "JSON Schema of an artifact", status: 200, contentType: jsonCT, result: anyObject}},
 		{http.MethodGet, "/:id", s.getArtifact, permRead, familyProblem, opDoc{tag: tag, summary: "Get an artifact", status: 200, contentType: jsonCT,
@@ -45,8 +45,8 @@ func (s *Server) artifactRoutes() []route {
 			query:   []openapi.Parameter{{Name: "format", In: "query", Description: "json (default) or text (shell outputs only)", Schema: map[string]any{"type": "string", "enum": []string{"json", "text"}}}},
 			status:  200, contentType: jsonCT, result: fixed(map[string]any{}),
 			alt: map[string]schemaFn{"text/plain": fixed(map[string]any{"type": "string"})},
-			errs: cat([]errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID, or format=text for data that is not a shell output"}},
-				idErrs, []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid format"}})}},
+			errs: cat([]errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID, or format=text for data that is not a shell output", nil}},
+				idErrs, []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid format", nil}})}},
 		{http.MethodGet, "/:id/$expand", s.expandArtifact, always, familyDetail, opDoc{tag: tag, summary: "Artifact with its hierarchy labels", status: 200,
 			contentType: jsonCT, result: tree, errs: treeErrs}},
 		{http.MethodGet, "/:id/$tree", s.treeArtifact, always, familyDetail, opDoc{tag: tag, summary: "Artifact with all its descendants", status: 200,

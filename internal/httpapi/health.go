@@ -78,11 +78,11 @@ func (s *Server) healthRoutes() []route {
 	return []route{
 		{http.MethodGet, "", s.getHealth, always, familyNone, opDoc{tag: tag, summary: "Health status (503 when unhealthy)", status: 200,
 			contentType: jsonCT, result: healthSchema,
-			errs: []errDoc{{http.StatusServiceUnavailable, shapeDetail, "Unhealthy (body is the health status)"}}}},
+			errs: []errDoc{{http.StatusServiceUnavailable, "", "Unhealthy (body is the health status)", healthSchema}}}},
 		{http.MethodGet, "/$stream", s.streamHealth, always, familyNone, opDoc{tag: tag, summary: "Health status as Server-Sent Events",
 			query:  []openapi.Parameter{queryParam("poll_interval", "number", "seconds between events (default 1)")},
 			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "data: <HealthStatus JSON> events"}),
-			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid poll_interval"}, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining"}}}},
+			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid poll_interval", nil}, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
 	}
 }
 
