@@ -25,7 +25,7 @@ func createArtifact(t testing.TB, h http.Handler, body string) map[string]any {
 }
 
 func artifactOut(id string, data any, parent any, level int) map[string]any {
-	return map[string]any{"id": id, "data": data, "parent_id": parent, "level": float64(level)}
+	return map[string]any{"id": id, "data": data, "parent_id": parent, "level": float64(level), "tags": []any{}}
 }
 
 var ignoreTimes = ignoreKeys("created_at", "updated_at")
@@ -36,7 +36,7 @@ func TestArtifactCRUD(t *testing.T) {
 
 	rec := doJSON(t, h, http.MethodPost, artPrefix, `{"data":{"name":"root"},"level":7}`)
 	expect(t, rec, http.StatusCreated, ctJSON, map[string]any{"data": map[string]any{"name": "root"}, "parent_id": nil,
-		"level": float64(0)}, ignoreKeys("id", "created_at", "updated_at"))
+		"level": float64(0), "tags": []any{}}, ignoreKeys("id", "created_at", "updated_at"))
 	root := object(t, rec.Body.Bytes())
 	rootID := root["id"].(string)
 	if loc := rec.Header().Get("Location"); loc != "http://example.com"+artPrefix+"/"+rootID {
@@ -117,7 +117,7 @@ func TestArtifactCRUD(t *testing.T) {
 		rec := testkit.Request(t, h, http.MethodGet, artPrefix+"/$schema", "", "")
 		expect(t, rec, http.StatusOK, ctJSON, nil)
 		s := object(t, rec.Body.Bytes())
-		if s["title"] != "ArtifactOut" || !cmp.Equal(s["required"], []any{"id", "created_at", "updated_at", "data", "level"}) {
+		if s["title"] != "ArtifactOut" || !cmp.Equal(s["required"], []any{"id", "created_at", "updated_at", "data", "level", "tags"}) {
 			t.Errorf("schema = %v", s)
 		}
 	})
@@ -166,8 +166,9 @@ func TestArtifactErrors(t *testing.T) {
 		{http.MethodGet, "/$tree", ""},
 	} {
 		t.Run(tc.method+tc.suffix+" invalid ULID is 400", func(t *testing.T) {
-			expect(t, doJSON(t, h, tc.method, artPrefix+"/not-a-ulid"+tc.suffix, tc.body), http.StatusBadRequest, ctProblem,
-				invalidULID(artPrefix, "not-a-ulid"))
+			want := invalidULID(artPrefix, "not-a-ulid")
+			want["instance"] = artPrefix + "/not-a-ulid" + tc.suffix
+			expect(t, doJSON(t, h, tc.method, artPrefix+"/not-a-ulid"+tc.suffix, tc.body), http.StatusBadRequest, ctProblem, want)
 		})
 	}
 	for _, tc := range []struct{ method, body string }{

@@ -59,6 +59,7 @@ package chapkit
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/chapkit-go/chapkit/problem"
 )
@@ -67,7 +68,15 @@ import (
 type Error = problem.Error
 
 // ServiceInfo describes the service at GET /api/v1/info.
+//
+// The body always has id, display_name and version; summary,
+// description, contact and license_info appear only when set, so that
+// current chapkit clients (which reject them as null) and older ones
+// (which ignore unknown or missing optional keys) both parse it.
 type ServiceInfo struct {
+	// ID identifies the service to clients that probe it (a slug such as
+	// "task-execution-service"). It defaults to [Slug] of DisplayName.
+	ID string
 	// DisplayName is required.
 	DisplayName string
 	// Version defaults to "1.0.0".
@@ -76,27 +85,51 @@ type ServiceInfo struct {
 	Description string // defaults to Summary
 	Contact     map[string]string
 	LicenseInfo map[string]string
-	// Extra members are added to the info object as they are.
+	// Extra members are added to the info object as they are; keys that
+	// name the members above are ignored.
 	Extra map[string]any
 }
 
-// MarshalJSON renders the info with all keys present, empty ones as null.
+// Slug turns a display name into a service id: ASCII letters are
+// lowercased, ASCII letters and digits are kept, every run of any other
+// characters (spaces, punctuation, non-ASCII letters) becomes one "-",
+// and leading and trailing "-" are dropped. A name with no ASCII letter
+// or digit gives "service". Examples: "Task Execution Service" →
+// "task-execution-service", "  ML: v2 (beta) " → "ml-v2-beta".
+func Slug(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range name {
+		switch {
+		case r >= 'A' && r <= 'Z':
+			r += 'a' - 'A'
+			fallthrough
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		default:
+			dash = true
+		}
+	}
+	if b.Len() == 0 {
+		return "service"
+	}
+	return b.String()
+}
+
+// MarshalJSON renders the info: id, display_name and version always,
+// the optional members only when set.
 func (s ServiceInfo) MarshalJSON() ([]byte, error) {
-	str := func(v string) any {
-		if v == "" {
-			return nil
-		}
-		return v
-	}
-	m := func(v map[string]string) any {
-		if v == nil {
-			return nil
-		}
-		return v
-	}
 	out := map[string]any{}
 	for k, v := range s.Extra {
 		out[k] = v
+	}
+	id := s.ID
+	if id == "" {
+		id = Slug(s.DisplayName)
 	}
 	version := s.Version
 	if version == "" {
@@ -106,11 +139,22 @@ func (s ServiceInfo) MarshalJSON() ([]byte, error) {
 	if desc == "" {
 		desc = s.Summary
 	}
+	out["id"] = id
 	out["display_name"] = s.DisplayName
 	out["version"] = version
-	out["summary"] = str(s.Summary)
-	out["description"] = str(desc)
-	out["contact"] = m(s.Contact)
-	out["license_info"] = m(s.LicenseInfo)
+	for k, v := range map[string]string{"summary": s.Summary, "description": desc} {
+		if v != "" {
+			out[k] = v
+		} else {
+			delete(out, k)
+		}
+	}
+	for k, v := range map[string]map[string]string{"contact": s.Contact, "license_info": s.LicenseInfo} {
+		if v != nil {
+			out[k] = v
+		} else {
+			delete(out, k)
+		}
+	}
 	return json.Marshal(out)
 }

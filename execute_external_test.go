@@ -32,8 +32,8 @@ func TestExecuteResponses(t *testing.T) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("body mismatch (-want +got):\n%s", diff)
 		}
-		if loc := rec.Header().Get("Location"); loc != "" {
-			t.Errorf("Location = %q, want none", loc)
+		if loc := rec.Header().Get("Location"); loc != "http://example.com/api/v1/jobs/"+jobID {
+			t.Errorf("Location = %q, want the job's absolute URL", loc)
 		}
 		// The job is retrievable at once (item 35).
 		job := getJob(t, h, jobID)
@@ -67,7 +67,9 @@ func TestExecuteResponses(t *testing.T) {
 	t.Run("lowercase id is 400 problem", func(t *testing.T) {
 		raw := strings.ToLower(unknownID)
 		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/tasks/"+raw+"/$execute", "", "")
-		expect(t, rec, http.StatusBadRequest, ctProblem, invalidULID("/api/v1/tasks", raw))
+		want := invalidULID("/api/v1/tasks", raw)
+		want["instance"] = "/api/v1/tasks/" + raw + "/$execute"
+		expect(t, rec, http.StatusBadRequest, ctProblem, want)
 	})
 
 	t.Run("unregistered function task is accepted and its job fails", func(t *testing.T) {

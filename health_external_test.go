@@ -107,9 +107,9 @@ func TestInfo(t *testing.T) {
 	}).WithDatabase(apptest.DBTarget(t)))
 	h := app.Handler()
 	expect(t, testkit.Request(t, h, http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
-		"display_name": "Svc", "version": "1.0.0", "summary": "Short text", "description": "Short text",
-		"contact": map[string]any{"email": "ops@example.com"}, "license_info": nil,
-		"author": "ops", "tags": []any{"a", "b"},
+		"id": "svc", "display_name": "Svc", "version": "1.0.0", "summary": "Short text", "description": "Short text",
+		"contact": map[string]any{"email": "ops@example.com"},
+		"author":  "ops", "tags": []any{"a", "b"},
 	})
 	// Nothing else is mounted without options.
 	for _, p := range []string{"/health", "/api/v1/system", "/api/v1/tasks", "/api/v1/jobs", "/api/v1/artifacts"} {
@@ -119,8 +119,40 @@ func TestInfo(t *testing.T) {
 	t.Run("explicit version and description", func(t *testing.T) {
 		app := apptest.Start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "X", Version: "2.3.4", Summary: "s", Description: "d"}))
 		expect(t, testkit.Request(t, app.Handler(), http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
-			"display_name": "X", "version": "2.3.4", "summary": "s", "description": "d", "contact": nil, "license_info": nil})
+			"id": "x", "display_name": "X", "version": "2.3.4", "summary": "s", "description": "d"})
 	})
+
+	t.Run("only id, display_name and version when nothing else is set", func(t *testing.T) {
+		app := apptest.Start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "Task Execution Service",
+			Extra: map[string]any{"summary": nil, "id": "ignored"}}))
+		expect(t, testkit.Request(t, app.Handler(), http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
+			"id": "task-execution-service", "display_name": "Task Execution Service", "version": "1.0.0"})
+	})
+
+	t.Run("explicit id and license", func(t *testing.T) {
+		app := apptest.Start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{ID: "my-svc", DisplayName: "Svc",
+			LicenseInfo: map[string]string{"name": "MIT"}}))
+		expect(t, testkit.Request(t, app.Handler(), http.MethodGet, "/api/v1/info", "", ""), http.StatusOK, ctJSON, map[string]any{
+			"id": "my-svc", "display_name": "Svc", "version": "1.0.0", "license_info": map[string]any{"name": "MIT"}})
+	})
+}
+
+func TestSlug(t *testing.T) {
+	t.Parallel()
+	for name, want := range map[string]string{
+		"Task Execution Service": "task-execution-service",
+		"  ML: v2 (beta) ":       "ml-v2-beta",
+		"chap_core--Model":       "chap-core-model",
+		"Über Modell 3":          "ber-modell-3",
+		"already-a-slug":         "already-a-slug",
+		"":                       "service",
+		"!!! ???":                "service",
+		"ÅÄÖ":                    "service",
+	} {
+		if got := chapkit.Slug(name); got != want {
+			t.Errorf("Slug(%q) = %q, want %q", name, got, want)
+		}
+	}
 }
 
 func TestSystem(t *testing.T) {

@@ -53,6 +53,10 @@ func TestJobList(t *testing.T) {
 		{"completed only", "?status_filter=completed", []string{done[2], done[1], done[0]}},
 		{"running only", "?status_filter=running", []string{running}},
 		{"failed none", "?status_filter=failed", nil},
+		{"status alias: completed", "?status=completed", []string{done[2], done[1], done[0]}},
+		{"status alias: running", "?status=running", []string{running}},
+		{"status alias: failed none", "?status=failed", nil},
+		{"both agree", "?status=running&status_filter=running", []string{running}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,8 +73,19 @@ func TestJobList(t *testing.T) {
 			expect(t, rec, http.StatusUnprocessableEntity, ctJSON, map[string]any{"detail": []any{map[string]any{
 				"type": "enum", "loc": []any{"query", "status_filter"}, "msg": "Input should be " + expected,
 				"input": bad, "ctx": map[string]any{"expected": expected}}}})
+			rec = testkit.Request(t, h, http.MethodGet, "/api/v1/jobs?status="+bad, "", "")
+			expect(t, rec, http.StatusUnprocessableEntity, ctJSON, map[string]any{"detail": []any{map[string]any{
+				"type": "enum", "loc": []any{"query", "status"}, "msg": "Input should be " + expected,
+				"input": bad, "ctx": map[string]any{"expected": expected}}}})
 		})
 	}
+	t.Run("status and status_filter disagreeing is 422", func(t *testing.T) {
+		rec := testkit.Request(t, h, http.MethodGet, "/api/v1/jobs?status_filter=completed&status=running", "", "")
+		expect(t, rec, http.StatusUnprocessableEntity, ctJSON, map[string]any{"detail": []any{map[string]any{
+			"type": "value_error", "loc": []any{"query", "status"},
+			"msg":   "Value error, status and status_filter disagree; send one of them",
+			"input": "running", "ctx": map[string]any{"status_filter": "completed"}}}})
+	})
 }
 
 func TestJobGetAndDelete(t *testing.T) {

@@ -233,9 +233,13 @@ func TestTaskIDErrors(t *testing.T) {
 			expect(t, rec, http.StatusNotFound, ctProblem, entityNotFound(prefix, unknownID))
 		})
 	}
-	t.Run("execute invalid ULID names the task path", func(t *testing.T) {
-		rec := testkit.Request(t, h, http.MethodPost, prefix+"/not-a-ulid/$execute", "", "")
-		expect(t, rec, http.StatusBadRequest, ctProblem, invalidULID(prefix, "not-a-ulid"))
+	t.Run("execute invalid ULID names the request path", func(t *testing.T) {
+		for _, target := range []string{prefix + "/not-a-ulid/$execute", prefix + "/not-a-ulid/%24execute"} {
+			rec := testkit.Request(t, h, http.MethodPost, target, "", "")
+			want := invalidULID(prefix, "not-a-ulid")
+			want["instance"] = prefix + "/not-a-ulid/$execute"
+			expect(t, rec, http.StatusBadRequest, ctProblem, want)
+		}
 	})
 	t.Run("body is validated before the id", func(t *testing.T) {
 		rec := doJSON(t, h, http.MethodPut, prefix+"/not-a-ulid", `{}`)

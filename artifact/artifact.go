@@ -25,18 +25,20 @@ type Artifact struct {
 	// Data is the payload as JSON text. Nil is stored as SQL NULL, which
 	// the NOT NULL constraint rejects: that is how a JSON null sent on
 	// create fails in storage, with a database error.
-	Data      json.RawMessage `gorm:"not null" json:"data"` // blob on SQLite, bytea on PostgreSQL
-	Level     int             `gorm:"not null;index" json:"level"`
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
+	Data  json.RawMessage `gorm:"not null" json:"data"` // blob on SQLite, bytea on PostgreSQL
+	Level int             `gorm:"not null;index" json:"level"`
+	// Tags label the artifact; stored as a JSON array, [] by default.
+	Tags      Tags      `gorm:"type:text;not null;default:'[]'" json:"tags"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // TableName is the table of the Python service, so a database can be
 // shared with it.
 func (Artifact) TableName() string { return "artifacts" }
 
-// Out is the wire shape of an artifact (ArtifactOut). All six keys are
-// always present; parent_id is null for a root.
+// Out is the wire shape of an artifact (ArtifactOut). All seven keys are
+// always present; parent_id is null for a root, tags is [] when unset.
 type Out struct {
 	ID        string          `json:"id"`
 	CreatedAt string          `json:"created_at"`
@@ -44,6 +46,7 @@ type Out struct {
 	Data      json.RawMessage `json:"data"`
 	ParentID  *string         `json:"parent_id"`
 	Level     int             `json:"level"`
+	Tags      Tags            `json:"tags"`
 }
 
 // Out returns the wire shape of a, with RFC 3339 UTC times.
@@ -53,6 +56,7 @@ func (a *Artifact) Out() Out {
 		p := *a.ParentID
 		parent = &p
 	}
+	tags := append(Tags{}, a.Tags...)
 	return Out{
 		ID:        a.ID,
 		CreatedAt: wire.FormatTime(a.CreatedAt),
@@ -60,6 +64,7 @@ func (a *Artifact) Out() Out {
 		Data:      a.Data,
 		ParentID:  parent,
 		Level:     a.Level,
+		Tags:      tags,
 	}
 }
 
@@ -81,9 +86,11 @@ type TreeNode struct {
 
 // In is the input of [Manager.Create] and [Manager.Update]. A nil Data or
 // the JSON literal null means the client sent null; a nil ParentID means
-// no parent (create) or keep the parent (update).
+// no parent (create) or keep the parent (update); a nil Tags means no
+// tags (create) or keep the tags (update).
 type In struct {
 	ID       string
 	Data     json.RawMessage
 	ParentID *string
+	Tags     *[]string
 }

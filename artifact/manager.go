@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -87,7 +88,10 @@ func (m *Manager) Create(ctx context.Context, in In) (*Artifact, error) {
 			return errNotNullData
 		}
 		now := wire.Now()
-		a := Artifact{ID: id, ParentID: in.ParentID, Level: level, CreatedAt: now, UpdatedAt: now, Data: in.Data}
+		a := Artifact{ID: id, ParentID: in.ParentID, Level: level, Tags: Tags{}, CreatedAt: now, UpdatedAt: now, Data: in.Data}
+		if in.Tags != nil {
+			a.Tags = append(Tags{}, (*in.Tags)...)
+		}
 		if err := tx.Create(&a).Error; err != nil {
 			return err
 		}
@@ -106,7 +110,7 @@ func (m *Manager) Create(ctx context.Context, in In) (*Artifact, error) {
 // or KindUnavailable when the database is busy.
 func (m *Manager) Insert(tx *gorm.DB, data json.RawMessage) (string, error) {
 	now := wire.Now()
-	a := Artifact{ID: wire.NewID(), Data: data, CreatedAt: now, UpdatedAt: now}
+	a := Artifact{ID: wire.NewID(), Data: data, Tags: Tags{}, CreatedAt: now, UpdatedAt: now}
 	if isNull(data) {
 		a.Data = nil
 	}
@@ -138,23 +142,37 @@ func (m *Manager) Get(ctx context.Context, id string) (*Artifact, error) {
 // counting all artifacts; a page past the end, however large, has no
 // items. Callers validate page, size >= 1.
 func (m *Manager) List(ctx context.Context, page, size int) ([]Artifact, int64, error) {
+	return m.ListTagged(ctx, "", page, size)
+}
+
+// ListTagged is [Manager.List] restricted to the artifacts whose tags
+// hold tag (exact, case-sensitive match of a whole tag); total counts the
+// matching artifacts. An empty tag means no restriction.
+func (m *Manager) ListTagged(ctx context.Context, tag string, page, size int) ([]Artifact, int64, error) {
 	const op = "artifact.Manager.List"
+	base := func() *gorm.DB {
+		q := m.db.WithContext(ctx).Model(&Artifact{})
+		if tag != "" {
+			q = withTag(q, tag)
+		}
+		return q
+	}
 	items := []Artifact{}
 	if page == 0 && size == 0 {
-		if err := m.db.WithContext(ctx).Order("id ASC").Find(&items).Error; err != nil {
+		if err := base().Order("id ASC").Find(&items).Error; err != nil {
 			return nil, 0, problem.Database(op, err)
 		}
 		return items, int64(len(items)), nil
 	}
 	var total int64
-	if err := m.db.WithContext(ctx).Model(&Artifact{}).Count(&total).Error; err != nil {
+	if err := base().Count(&total).Error; err != nil {
 		return nil, 0, problem.Database(op, err)
 	}
 	offset, ok := wire.PageOffset(page, size)
 	if !ok {
 		return items, total, nil // past the end of any table
 	}
-	err := m.db.WithContext(ctx).Order("id ASC").Offset(offset).Limit(size).Find(&items).Error
+	err := base().Order("id ASC").Offset(offset).Limit(size).Find(&items).Error
 	if err != nil {
 		return nil, 0, problem.Database(op, err)
 	}
@@ -162,7 +180,8 @@ func (m *Manager) List(ctx context.Context, page, size int) ([]Artifact, int64, 
 }
 
 // Update applies a PUT: null data keeps the stored data, a
-// nil ParentID keeps the parent. A new parent recomputes the level and
+// nil ParentID keeps the parent, nil Tags keep the tags (other tags
+// replace them). A new parent recomputes the level and
 // re-levels every descendant; a data-only update keeps levels. updated_at
 // moves only when a column changes. A missing artifact is a KindNotFound
 // error "Entity with id <id> not found"; storage failures (an unknown
@@ -194,6 +213,10 @@ func (m *Manager) update(tx *gorm.DB, op string, a *Artifact, in In) (*Artifact,
 	if !isNull(in.Data) && !sameJSON(a.Data, in.Data) {
 		changes["data"] = in.Data
 		a.Data = in.Data
+	}
+	if in.Tags != nil && !slices.Equal(a.Tags, *in.Tags) {
+		a.Tags = append(Tags{}, (*in.Tags)...)
+		changes["tags"] = a.Tags
 	}
 	moved := in.ParentID != nil && (a.ParentID == nil || *a.ParentID != *in.ParentID)
 	if moved {

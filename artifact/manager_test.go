@@ -128,7 +128,7 @@ func TestManagerCreate(t *testing.T) {
 		a := mustCreate(t, m, In{Data: json.RawMessage(`{"v":1}`), ParentID: &root.ID})
 
 		got := mustCreate(t, m, In{ID: a.ID, Data: json.RawMessage(`{"v":2}`)})
-		want := Artifact{ID: a.ID, ParentID: &root.ID, Data: json.RawMessage(`{"v":2}`), Level: 1, CreatedAt: a.CreatedAt}
+		want := Artifact{ID: a.ID, ParentID: &root.ID, Data: json.RawMessage(`{"v":2}`), Level: 1, Tags: Tags{}, CreatedAt: a.CreatedAt}
 		if diff := cmp.Diff(want, *got, cmpIgnoreUpdated()); diff != "" {
 			t.Errorf("upsert mismatch (-want +got):\n%s", diff)
 		}
@@ -456,7 +456,7 @@ func TestManagerExpand(t *testing.T) {
 			}
 			want := map[string]any{
 				"id": a.ID, "created_at": wire.FormatTime(a.CreatedAt), "updated_at": wire.FormatTime(a.UpdatedAt),
-				"data": map[string]any{"k": "v"}, "parent_id": parent, "level": float64(tc.depth),
+				"data": map[string]any{"k": "v"}, "parent_id": parent, "level": float64(tc.depth), "tags": []any{},
 				"level_label": tc.wantLabel, "hierarchy": tc.wantHierarchy, "children": nil, "config": nil,
 			}
 			if diff := cmp.Diff(want, roundTrip(t, n)); diff != "" {
@@ -539,7 +539,7 @@ func TestOutJSON(t *testing.T) {
 			in:   Artifact{ID: "01JCSEED0000000000000TASK1", Data: json.RawMessage(`{"a":[1,null]}`), CreatedAt: created, UpdatedAt: updated},
 			want: map[string]any{
 				"id": "01JCSEED0000000000000TASK1", "created_at": "2025-10-14T10:30:00.123Z", "updated_at": "2025-10-14T10:30:00Z",
-				"data": map[string]any{"a": []any{1.0, nil}}, "parent_id": nil, "level": 0.0,
+				"data": map[string]any{"a": []any{1.0, nil}}, "parent_id": nil, "level": 0.0, "tags": []any{},
 			},
 		},
 		{
@@ -547,7 +547,7 @@ func TestOutJSON(t *testing.T) {
 			in:   Artifact{ID: "01JCSEED0000000000000TASK1", ParentID: &parent, Data: json.RawMessage(`"s"`), Level: 2, CreatedAt: created, UpdatedAt: created},
 			want: map[string]any{
 				"id": "01JCSEED0000000000000TASK1", "created_at": "2025-10-14T10:30:00.123Z", "updated_at": "2025-10-14T10:30:00.123Z",
-				"data": "s", "parent_id": parent, "level": 2.0,
+				"data": "s", "parent_id": parent, "level": 2.0, "tags": []any{},
 			},
 		},
 	}
@@ -568,7 +568,7 @@ func TestOutJSON(t *testing.T) {
 			keys = append(keys, k)
 		}
 		slices.Sort(keys)
-		if diff := cmp.Diff([]string{"created_at", "data", "id", "level", "parent_id", "updated_at"}, keys); diff != "" {
+		if diff := cmp.Diff([]string{"created_at", "data", "id", "level", "parent_id", "tags", "updated_at"}, keys); diff != "" {
 			t.Errorf("Out keys (-want +got):\n%s", diff)
 		}
 		for _, k := range []string{"created_at", "updated_at"} {
@@ -635,4 +635,108 @@ func roundTrip(t *testing.T, v any) map[string]any {
 		t.Fatalf("Unmarshal %s: %v", b, err)
 	}
 	return out
+}
+
+func TestTags(t *testing.T) {
+	t.Parallel()
+	m, b := setup(t, nil)
+	ctx := t.Context()
+	tags := func(v ...string) *[]string { return &v }
+	a := mustCreate(t, m, In{Data: json.RawMessage(`1`), Tags: tags("model", "run-1")})
+	plain := mustCreate(t, m, In{Data: json.RawMessage(`2`)})
+	tricky := mustCreate(t, m, In{Data: json.RawMessage(`3`), Tags: tags(`x","model`, "Model")})
+	if got := mustGet(t, m, plain.ID).Tags; got == nil || len(got) != 0 {
+		t.Errorf("untagged artifact tags = %#v, want empty non-nil", got)
+	}
+	if diff := cmp.Diff(Tags{"model", "run-1"}, mustGet(t, m, a.ID).Tags); diff != "" {
+		t.Errorf("stored tags (-want +got):\n%s", diff)
+	}
+
+	ids := func(tag string, page, size int) ([]string, int64) {
+		t.Helper()
+		arts, total, err := m.ListTagged(ctx, tag, page, size)
+		if err != nil {
+			t.Fatalf("ListTagged(%q): %v", tag, err)
+		}
+		var out []string
+		for _, x := range arts {
+			out = append(out, x.ID)
+		}
+		return out, total
+	}
+	for _, tc := range []struct {
+		tag  string
+		want []string
+	}{
+		{"model", []string{a.ID}}, // not the tag that contains "model" in quotes, nor "Model"
+		{"Model", []string{tricky.ID}},
+		{`x","model`, []string{tricky.ID}},
+		{"mod", nil},
+		{"", []string{a.ID, plain.ID, tricky.ID}},
+	} {
+		got, total := ids(tc.tag, 0, 0)
+		if diff := cmp.Diff(tc.want, got); diff != "" || total != int64(len(tc.want)) {
+			t.Errorf("ListTagged(%q) total %d (-want +got):\n%s", tc.tag, total, diff)
+		}
+	}
+	if got, total := ids("model", 1, 10); len(got) != 1 || total != 1 {
+		t.Errorf("paged ListTagged(model) = %v, total %d; want one of one", got, total)
+	}
+
+	// Update: nil keeps, a list replaces, an empty list clears.
+	u, err := m.Update(ctx, a.ID, In{Data: json.RawMessage(`5`)})
+	if err != nil || !slices.Equal(u.Tags, Tags{"model", "run-1"}) {
+		t.Fatalf("Update without tags = %v, %v; want tags kept", u, err)
+	}
+	if _, err := m.Update(ctx, a.ID, In{Tags: tags("final")}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Tags{"final"}, mustGet(t, m, a.ID).Tags); diff != "" {
+		t.Errorf("replaced tags (-want +got):\n%s", diff)
+	}
+	if _, err := m.Update(ctx, a.ID, In{Tags: tags()}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Tags{}, mustGet(t, m, a.ID).Tags); diff != "" {
+		t.Errorf("cleared tags (-want +got):\n%s", diff)
+	}
+
+	// Artifacts written by jobs have no tags.
+	id, err := m.Insert(b.db.WithContext(ctx), json.RawMessage(`{"stdout":""}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustGet(t, m, id).Tags; len(got) != 0 || got == nil {
+		t.Errorf("inserted artifact tags = %#v, want []", got)
+	}
+}
+
+// A database created before artifacts had tags gains the column on
+// migration; its rows read as untagged.
+func TestMigrateAddsTags(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Open(t)
+	ctx := t.Context()
+	if err := db.Exec(`CREATE TABLE artifacts (id text PRIMARY KEY, parent_id text REFERENCES artifacts(id) ON DELETE SET NULL,
+		data blob NOT NULL, level integer NOT NULL, created_at datetime, updated_at datetime)`).Error; err != nil {
+		t.Fatal(err)
+	}
+	const id = "01JCSEED0000000000000TASK1"
+	if err := db.Exec(`INSERT INTO artifacts (id, data, level, created_at, updated_at) VALUES (?, ?, 0, ?, ?)`,
+		id, []byte(`{"old":true}`), time.Now().UTC(), time.Now().UTC()).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, db); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	m := NewManager(db, nil)
+	if got := mustGet(t, m, id).Out().Tags; got == nil || len(got) != 0 {
+		t.Errorf("old row tags = %#v, want []", got)
+	}
+	if _, err := m.Update(ctx, id, In{Tags: &[]string{"kept"}}); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(Tags{"kept"}, mustGet(t, m, id).Tags); diff != "" {
+		t.Errorf("tags after update (-want +got):\n%s", diff)
+	}
 }

@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"encoding/json"
+	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/internal/wire"
+	"github.com/chapkit-go/chapkit/openapi"
 	"github.com/chapkit-go/chapkit/problem"
 )
 
@@ -17,15 +20,19 @@ func (s *Server) artifactRoutes() []route {
 	const tag = "Artifacts"
 	in := fixed(map[string]any{"type": "object", "title": "ArtifactIn", "properties": map[string]any{
 		"id": nullableSchema(map[string]any{"type": "string"}), "parent_id": nullableSchema(map[string]any{"type": "string"}),
-		"data": map[string]any{}, "level": map[string]any{"type": "integer"}}, "required": []string{"data"}})
+		"data": map[string]any{}, "level": map[string]any{"type": "integer"},
+		"tags": map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": "replaces the tags; absent or null keeps them on update, [] on create"}},
+		"required": []string{"data"}})
 	out := of(artifact.Out{})
 	tree := of(artifact.TreeNode{})
-	treeErrs := []errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID"}, {http.StatusNotFound, shapeDetail, "Not found"}}
+	treeErrs := []errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID", nil}, {http.StatusNotFound, shapeDetail, "Not found", nil}}
 	return []route{
 		{http.MethodPost, "", s.createArtifact, permCreate, familyProblem, opDoc{tag: tag, summary: "Create an artifact", body: in, status: 201,
-			contentType: jsonCT, result: out, errs: cat(bodyErrs, []errDoc{dbErr})}},
-		{http.MethodGet, "", s.listArtifacts, permRead, familyProblem, opDoc{tag: tag, summary: "List artifacts", query: pageParams, status: 200,
-			contentType: jsonCT, result: pageOf(artifact.Out{}), errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid page or size"}}}},
+			contentType: jsonCT, location: true, result: out, errs: cat(bodyErrs, []errDoc{dbErr})}},
+		{http.MethodGet, "", s.listArtifacts, permRead, familyProblem, opDoc{tag: tag, summary: "List artifacts",
+			query:       append([]openapi.Parameter{queryParam("tag", "string", "only artifacts carrying this tag (exact match)")}, pageParams...),
+			status:      200,
+			contentType: jsonCT, result: pageOf(artifact.Out{}), errs: listErrs}},
 		{http.MethodGet, "/$schema", func(c echo.Context) error { return c.JSON(http.StatusOK, artifactSchema()) }, permRead, familyProblem,
 			opDoc{tag: tag, summary: "JSON Schema of an artifact", status: 200, contentType: jsonCT, result: anyObject}},
 		{http.MethodGet, "/:id", s.getArtifact, permRead, familyProblem, opDoc{tag: tag, summary: "Get an artifact", status: 200, contentType: jsonCT,
@@ -33,6 +40,13 @@ func (s *Server) artifactRoutes() []route {
 		{http.MethodPut, "/:id", s.putArtifact, permUpdate, familyProblem, opDoc{tag: tag, summary: "Replace an artifact", body: in, status: 200,
 			contentType: jsonCT, result: out, errs: cat(bodyErrs, idErrs, []errDoc{dbErr})}},
 		{http.MethodDelete, "/:id", s.deleteArtifact, permDelete, familyProblem, opDoc{tag: tag, summary: "Delete an artifact", status: 204, errs: idErrs}},
+		{http.MethodGet, "/:id/$download", s.downloadArtifact, permRead, familyProblem, opDoc{tag: tag,
+			summary: "Download an artifact's data as a file (JSON, or text for shell outputs)",
+			query:   []openapi.Parameter{{Name: "format", In: "query", Description: "json (default) or text (shell outputs only)", Schema: map[string]any{"type": "string", "enum": []string{"json", "text"}}}},
+			status:  200, contentType: jsonCT, result: fixed(map[string]any{}),
+			alt: map[string]schemaFn{"text/plain": fixed(map[string]any{"type": "string"})},
+			errs: cat([]errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID, or format=text for data that is not a shell output", nil}},
+				idErrs, []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid format", nil}})}},
 		{http.MethodGet, "/:id/$expand", s.expandArtifact, always, familyDetail, opDoc{tag: tag, summary: "Artifact with its hierarchy labels", status: 200,
 			contentType: jsonCT, result: tree, errs: treeErrs}},
 		{http.MethodGet, "/:id/$tree", s.treeArtifact, always, familyDetail, opDoc{tag: tag, summary: "Artifact with all its descendants", status: 200,
@@ -42,7 +56,8 @@ func (s *Server) artifactRoutes() []route {
 
 // decodeArtifactIn validates an ArtifactIn body: data is required (null
 // passes here and fails in storage), id and parent_id are ULIDs or null,
-// level is accepted and ignored.
+// tags is a list of strings or null (null or absent: none on create, keep
+// on update), level is accepted and ignored.
 func decodeArtifactIn(body any) (artifact.In, error) {
 	const op = "chapkit.decodeArtifactIn"
 	obj, ok := body.(map[string]any)
@@ -75,6 +90,23 @@ func decodeArtifactIn(body any) (artifact.In, error) {
 			in.ID = s
 		} else {
 			in.ParentID = &s
+		}
+	}
+	if v, present := obj["tags"]; present && v != nil {
+		list, ok := v.([]any)
+		if !ok {
+			items = append(items, problem.Violation{Type: "list_type", Loc: []any{"body", "tags"}, Msg: "Input should be a valid list", Input: v})
+		} else {
+			tags := make([]string, 0, len(list))
+			for i, e := range list {
+				t, ok := e.(string)
+				if !ok {
+					items = append(items, problem.Violation{Type: "string_type", Loc: []any{"body", "tags", i}, Msg: "Input should be a valid string", Input: e})
+					continue
+				}
+				tags = append(tags, t)
+			}
+			in.Tags = &tags
 		}
 	}
 	if len(items) > 0 {
@@ -110,10 +142,11 @@ func (s *Server) listArtifacts(c echo.Context) error {
 	var arts []artifact.Artifact
 	var total int64
 	var err error
+	tag := c.QueryParam("tag")
 	if pg.on {
-		arts, total, err = s.m().Artifacts.List(c.Request().Context(), pg.page, pg.size)
+		arts, total, err = s.m().Artifacts.ListTagged(c.Request().Context(), tag, pg.page, pg.size)
 	} else {
-		arts, total, err = s.m().Artifacts.List(c.Request().Context(), 0, 0)
+		arts, total, err = s.m().Artifacts.ListTagged(c.Request().Context(), tag, 0, 0)
 	}
 	if err != nil {
 		return err
@@ -171,6 +204,84 @@ func (s *Server) deleteArtifact(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
+// downloadArtifact answers $download: the artifact's data as a file.
+// The JSON form (the default) is the stored data as it is, named
+// artifact-<id>.json. The text form, for the output of a shell task (data
+// holding a string stdout), is its stdout followed, when stderr is not
+// empty, by a line "--- stderr ---" and stderr; it is named
+// artifact-<id>.txt. The text form is chosen by ?format=text (for data
+// without it, a 400), or, without format, by an Accept header naming text/plain
+// before any JSON type (JSON when the data has no text form).
+func (s *Server) downloadArtifact(c echo.Context) error {
+	const op = "chapkit.downloadArtifact"
+	format := c.QueryParam("format")
+	if c.QueryParams().Has("format") && format != "json" && format != "text" {
+		return problem.Invalid(op, problem.Violation{Type: "enum", Loc: []any{"query", "format"},
+			Msg: "Input should be 'json' or 'text'", Input: format, Ctx: map[string]any{"expected": "'json' or 'text'"}})
+	}
+	id, err := pathID(c, s.d.Artifacts.Prefix)
+	if err != nil {
+		return err
+	}
+	art, err := s.m().Artifacts.Get(c.Request().Context(), id)
+	if err != nil {
+		return withInstance(err, s.d.Artifacts.Prefix+"/"+id)
+	}
+	wantText := format == "text" || (format == "" && prefersText(c.Request().Header.Get(echo.HeaderAccept)))
+	if wantText {
+		text, ok := shellText(art.Data)
+		if ok {
+			c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="artifact-`+id+`.txt"`)
+			return c.Blob(http.StatusOK, textCT, []byte(text))
+		}
+		if format == "text" {
+			e := problem.New(problem.KindBadRequest, op, "Artifact %s has no text form: only shell task outputs have one", id)
+			e.Instance = s.d.Artifacts.Prefix + "/" + id + "/$download"
+			return e
+		}
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="artifact-`+id+`.json"`)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, art.Data)
+}
+
+// prefersText reports whether an Accept header names text/plain before
+// any JSON media type (application/json, */*+json) or a wildcard.
+func prefersText(accept string) bool {
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil || params["q"] == "0" {
+			continue
+		}
+		switch {
+		case mt == "text/plain":
+			return true
+		case mt == "application/json", strings.HasSuffix(mt, "+json"), mt == "*/*", mt == "application/*":
+			return false
+		}
+	}
+	return false
+}
+
+// shellText is the text form of a shell task's output, and whether data
+// is one.
+func shellText(data []byte) (string, bool) {
+	var out struct {
+		Stdout *string `json:"stdout"`
+		Stderr *string `json:"stderr"`
+	}
+	if json.Unmarshal(data, &out) != nil || out.Stdout == nil {
+		return "", false
+	}
+	text := *out.Stdout
+	if out.Stderr != nil && *out.Stderr != "" {
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		text += "--- stderr ---\n" + *out.Stderr
+	}
+	return text, true
+}
+
 func (s *Server) expandArtifact(c echo.Context) error {
 	id, err := pathID(c, s.d.Artifacts.Prefix)
 	if err != nil {
@@ -207,7 +318,8 @@ func artifactSchema() map[string]any {
 			"data":       map[string]any{},
 			"parent_id":  map[string]any{"anyOf": []any{map[string]any{"type": "string", "format": "ulid"}, map[string]any{"type": "null"}}},
 			"level":      map[string]any{"type": "integer"},
+			"tags":       map[string]any{"type": "array", "items": map[string]any{"type": "string"}},
 		},
-		"required": []string{"id", "created_at", "updated_at", "data", "level"},
+		"required": []string{"id", "created_at", "updated_at", "data", "level", "tags"},
 	}
 }

@@ -31,7 +31,7 @@ func (s *Server) docsRoutes() []route {
 			opDoc{tag: tag, summary: "Interactive API documentation", status: 200, contentType: "text/html", result: fixed(map[string]any{"type": "string"})}},
 		{http.MethodGet, docsPath + "/:asset", docsAsset, always, familyNone, opDoc{tag: tag, summary: "Scripts and styles of the documentation page", status: 200,
 			contentType: "application/octet-stream", result: fixed(map[string]any{"type": "string"}),
-			errs: []errDoc{{http.StatusNotFound, shapeDetail, "No such asset"}}}},
+			errs: []errDoc{{http.StatusNotFound, shapeDetail, "No such asset", nil}}}},
 	}
 }
 

@@ -57,14 +57,14 @@ const systemPrefix = "/api/v1/system"
 // infoRoutes is the table of the service information route.
 func (s *Server) infoRoutes() []route {
 	str := map[string]any{"type": "string"}
-	strMap := nullableSchema(map[string]any{"type": "object", "additionalProperties": str})
+	strMap := map[string]any{"type": "object", "additionalProperties": str}
 	info := fixed(map[string]any{"type": "object", "title": "ServiceInfo",
 		"properties": map[string]any{
-			"display_name": str, "version": str,
-			"summary": nullableSchema(str), "description": nullableSchema(str),
+			"id": str, "display_name": str, "version": str,
+			"summary": str, "description": str,
 			"contact": strMap, "license_info": strMap,
 		},
-		"required":             []string{"display_name", "version"},
+		"required":             []string{"id", "display_name", "version"},
 		"additionalProperties": true})
 	return []route{
 		{http.MethodGet, "/api/v1/info", func(c echo.Context) error { return c.JSON(http.StatusOK, s.d.Info) }, always, familyNone,
@@ -83,11 +83,11 @@ func (s *Server) healthRoutes() []route {
 	return []route{
 		{http.MethodGet, "", s.getHealth, always, familyNone, opDoc{tag: tag, summary: "Health status (503 when unhealthy)", status: 200,
 			contentType: jsonCT, result: healthSchema,
-			errs: []errDoc{{http.StatusServiceUnavailable, shapeDetail, "Unhealthy (body is the health status)"}}}},
+			errs: []errDoc{{http.StatusServiceUnavailable, "", "Unhealthy (body is the health status)", healthSchema}}}},
 		{http.MethodGet, "/$stream", s.streamHealth, always, familyNone, opDoc{tag: tag, summary: "Health status as Server-Sent Events",
 			query:  []openapi.Parameter{queryParam("poll_interval", "number", "seconds between events (default 1)")},
 			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "data: <HealthStatus JSON> events"}),
-			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid poll_interval"}, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining"}}}},
+			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid poll_interval", nil}, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
 	}
 }
 

@@ -16,13 +16,14 @@ import (
 // jobRoutes is the table of the job routes; errors are plain details.
 func (s *Server) jobRoutes() []route {
 	const tag = "Jobs"
-	notFound := errDoc{http.StatusNotFound, shapeDetail, "Job not found"}
+	notFound := errDoc{http.StatusNotFound, shapeDetail, "Job not found", nil}
 	record := of(job.Record{})
 	return []route{
 		{http.MethodGet, "", s.listJobs, always, familyDetail, opDoc{tag: tag, summary: "List jobs, newest first",
-			query:  []openapi.Parameter{{Name: "status_filter", In: "query", Schema: statusSchema()}},
+			query: []openapi.Parameter{{Name: "status_filter", In: "query", Schema: statusSchema(), Description: "only jobs with this status"},
+				{Name: "status", In: "query", Schema: statusSchema(), Description: "alias of status_filter; both given must agree"}},
 			status: 200, contentType: jsonCT, result: arrOf(job.Record{}),
-			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid status_filter"}}}},
+			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid status or status_filter, or the two disagree", nil}}}},
 		{http.MethodGet, "/$schema", func(c echo.Context) error { return c.JSON(http.StatusOK, jobListSchema()) }, always, familyDetail,
 			opDoc{tag: tag, summary: "JSON Schema of the job list", status: 200, contentType: jsonCT, result: anyObject}},
 		{http.MethodGet, "/:id", s.getJob, always, familyDetail, opDoc{tag: tag, summary: "Get a job", status: 200, contentType: jsonCT, result: record,
@@ -30,11 +31,11 @@ func (s *Server) jobRoutes() []route {
 		{http.MethodDelete, "/:id", s.deleteJob, always, familyDetail, opDoc{tag: tag, summary: "Cancel (if unfinished) and delete a job", status: 204,
 			errs: []errDoc{notFound}}},
 		{http.MethodPost, "/:id/$cancel", s.cancelJob, always, familyDetail, opDoc{tag: tag, summary: "Cancel a job and keep its record", status: 202,
-			contentType: jsonCT, result: record, errs: []errDoc{notFound, {http.StatusConflict, shapeDetail, "Job already finished"}}}},
+			contentType: jsonCT, result: record, errs: []errDoc{notFound, {http.StatusConflict, shapeDetail, "Job already finished", nil}}}},
 		{http.MethodGet, "/:id/$stream", s.streamJob, always, familyDetail, opDoc{tag: tag, summary: "Job record changes as Server-Sent Events",
 			query:  []openapi.Parameter{queryParam("poll_interval", "number", "accepted and ignored")},
 			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "data: <JobRecord JSON> events; data: {\"status\": \"deleted\"} when deleted"}),
-			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Invalid job id"}, notFound, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining"}}}},
+			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Invalid job id", nil}, notFound, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
 	}
 }
 
@@ -43,16 +44,31 @@ func (s *Server) sched() *job.Scheduler { return s.m().Scheduler }
 
 func (s *Server) record(j *job.Job) job.Record { return j.Record(s.sched().RetriesEnabled()) }
 
+// listJobs answers GET /jobs. status is an alias of status_filter (the
+// name current chap-core clients send); each is validated the same way,
+// and both given with different values is a 422.
 func (s *Server) listJobs(c echo.Context) error {
+	const op = "chapkit.listJobs"
 	var status job.Status
-	if raw := c.QueryParam("status_filter"); raw != "" || c.QueryParams().Has("status_filter") {
+	var from string
+	q := c.QueryParams()
+	for _, name := range []string{"status_filter", "status"} {
+		if !q.Has(name) {
+			continue
+		}
+		raw := q.Get(name)
 		st, ok := job.ParseStatus(raw)
 		if !ok {
 			expected := "'pending', 'running', 'completed', 'failed' or 'canceled'"
-			return problem.Invalid("chapkit.listJobs", problem.Violation{Type: "enum", Loc: []any{"query", "status_filter"},
+			return problem.Invalid(op, problem.Violation{Type: "enum", Loc: []any{"query", name},
 				Msg: "Input should be " + expected, Input: raw, Ctx: map[string]any{"expected": expected}})
 		}
-		status = st
+		if from != "" && st != status {
+			return problem.Invalid(op, problem.Violation{Type: "value_error", Loc: []any{"query", "status"},
+				Msg: "Value error, status and status_filter disagree; send one of them", Input: raw,
+				Ctx: map[string]any{"status_filter": string(status)}})
+		}
+		status, from = st, name
 	}
 	jobs, err := s.sched().List(c.Request().Context(), status)
 	if err != nil {

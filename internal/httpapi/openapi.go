@@ -23,7 +23,13 @@ type opDoc struct {
 	status       int
 	contentType  string   // of the success response; "" for no body
 	result       schemaFn // success schema
-	errs         []errDoc
+	// alt are further media types of the success response (content
+	// negotiation), by content type.
+	alt map[string]schemaFn
+	// location documents the Location header of the success response
+	// (the absolute URL of the created resource or job).
+	location bool
+	errs     []errDoc
 }
 
 // schemaFn gives a schema, registering the components it refers to with
@@ -52,7 +58,9 @@ func pageOf(v any) schemaFn {
 func fixed(schema any) schemaFn { return func(*schemaGen) any { return schema } }
 
 // anyObject is the schema of any JSON object.
-var anyObject = fixed(map[string]any{"type": "object"})
+// (additionalProperties is spelled out: generators read a bare object
+// schema as "no properties allowed").
+var anyObject = fixed(map[string]any{"type": "object", "additionalProperties": true})
 
 // statusSchema is the schema of a job status.
 func statusSchema() map[string]any { return map[string]any{"type": "string", "enum": job.Statuses} }
@@ -65,17 +73,22 @@ func queryParam(name, typ, desc string) openapi.Parameter {
 const (
 	jsonCT = "application/json"
 	sseCT  = "text/event-stream"
+	textCT = "text/plain; charset=utf-8"
 )
 
 var (
 	pageParams = []openapi.Parameter{queryParam("page", "integer", "page number, from 1 (with size)"), queryParam("size", "integer", "page size (with page)")}
 	bodyErrs   = []errDoc{
-		{http.StatusRequestEntityTooLarge, shapeProblem, "Request body too large"},
-		{http.StatusUnsupportedMediaType, shapeProblem, "Unsupported content type"},
-		{http.StatusUnprocessableEntity, shapeInvalid, "Request validation failed"},
+		{http.StatusRequestEntityTooLarge, shapeProblem, "Request body too large", nil},
+		{http.StatusUnsupportedMediaType, shapeProblem, "Unsupported content type", nil},
+		{http.StatusUnprocessableEntity, shapeInvalid, "Request validation failed", nil},
 	}
-	idErrs = []errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID"}, {http.StatusNotFound, shapeProblem, "Not found"}}
-	dbErr  = errDoc{http.StatusInternalServerError, shapeDB, "Database error"}
+	idErrs = []errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID", nil}, {http.StatusNotFound, shapeProblem, "Not found", nil}}
+	// listErrs are a list's 422s: a query that does not parse (a list of
+	// violations) or a page or size below 1 (the page error).
+	listErrs = []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid query", nil},
+		{http.StatusUnprocessableEntity, shapeModel, "Page or size below 1", nil}}
+	dbErr = errDoc{http.StatusInternalServerError, shapeDB, "Database error", nil}
 )
 
 func cat(lists ...[]errDoc) []errDoc {
@@ -91,6 +104,9 @@ type errDoc struct {
 	status int
 	shape  string // a component name of the error shapes
 	desc   string
+	// body, when set, replaces shape: an application/json body of this
+	// schema (the health status that /health sends with its 503).
+	body schemaFn
 }
 
 // The component names of the five error body families (docs/http-api.md).
@@ -192,21 +208,31 @@ func (s *Server) OpenAPI() *openapi.Document {
 		if d.contentType != "" {
 			okResp.Content = map[string]openapi.MediaType{d.contentType: {Schema: result}}
 		}
+		for ct, fn := range d.alt {
+			okResp.Content[ct] = openapi.MediaType{Schema: fn(g)}
+		}
+		if d.location {
+			okResp.Headers = map[string]openapi.Header{"Location": {Description: "Absolute URL of the created resource",
+				Schema: map[string]any{"type": "string", "format": "uri"}}}
+		}
 		op.Responses[strconv.Itoa(d.status)] = okResp
 		for _, e := range d.errs {
-			addError(op, e)
+			addError(g, op, e)
 		}
 		if auth {
 			if exempt[r.Path] || (exempt[docsPath] && strings.HasPrefix(r.Path, docsPath+"/")) {
 				none := []map[string][]string{}
 				op.Security = &none
 			} else {
-				addError(op, errDoc{http.StatusUnauthorized, shapeProblem, "Missing or invalid API key"})
+				addError(g, op, errDoc{status: http.StatusUnauthorized, shape: shapeProblem, desc: "Missing or invalid API key"})
 			}
 		}
 		if s.d.Logging {
 			for _, resp := range op.Responses {
-				resp.Headers = map[string]openapi.Header{RequestIDHeader: {Description: "Request id (a ULID)", Schema: map[string]any{"type": "string"}}}
+				if resp.Headers == nil {
+					resp.Headers = map[string]openapi.Header{}
+				}
+				resp.Headers[RequestIDHeader] = openapi.Header{Description: "Request id (a ULID)", Schema: map[string]any{"type": "string"}}
 			}
 		}
 		if doc.Paths[p] == nil {
@@ -222,19 +248,50 @@ func (s *Server) OpenAPI() *openapi.Document {
 	return doc
 }
 
-func addError(op *openapi.Operation, e errDoc) {
+// addError documents e on op. Several errors with one status merge: each
+// media type lists its bodies, as one schema or an anyOf of them (a 400
+// on $execute is problem details for a bad id and a plain detail for a
+// disabled task; a list's 422 is a validation list or a page error).
+func addError(g *schemaGen, op *openapi.Operation, e errDoc) {
 	key := strconv.Itoa(e.status)
-	if _, ok := op.Responses[key]; ok {
-		return
-	}
 	ct := "application/json"
-	switch e.shape {
-	case shapeProblem:
+	var schema any = map[string]any{"$ref": "#/components/schemas/" + e.shape}
+	switch {
+	case e.body != nil:
+		schema = e.body(g)
+	case e.shape == shapeProblem:
 		ct = "application/problem+json"
 	}
-	op.Responses[key] = &openapi.Response{Description: e.desc, Content: map[string]openapi.MediaType{
-		ct: {Schema: map[string]any{"$ref": "#/components/schemas/" + e.shape}},
-	}}
+	resp, ok := op.Responses[key]
+	if !ok {
+		op.Responses[key] = &openapi.Response{Description: e.desc, Content: map[string]openapi.MediaType{ct: {Schema: schema}}}
+		return
+	}
+	if resp.Content == nil {
+		resp.Content = map[string]openapi.MediaType{}
+	}
+	mt, ok := resp.Content[ct]
+	if !ok {
+		resp.Content[ct] = openapi.MediaType{Schema: schema}
+		resp.Description += "; " + e.desc
+		return
+	}
+	if reflect.DeepEqual(mt.Schema, schema) {
+		return
+	}
+	var alts []any
+	if m, isMap := mt.Schema.(map[string]any); isMap && len(m) == 1 && m["anyOf"] != nil {
+		alts = m["anyOf"].([]any)
+	} else {
+		alts = []any{mt.Schema}
+	}
+	for _, a := range alts {
+		if reflect.DeepEqual(a, schema) {
+			return
+		}
+	}
+	resp.Content[ct] = openapi.MediaType{Schema: map[string]any{"anyOf": append(alts, schema)}}
+	resp.Description += "; " + e.desc
 }
 
 var nonWord = regexp.MustCompile(`[^A-Za-z0-9]+`)

@@ -112,12 +112,13 @@ func (s *Server) MountOps() {
 }
 
 // pathID returns the :id path parameter when it is a ULID, or the
-// invalid-ULID error with the resource path as its instance.
+// invalid-ULID error whose instance is the request path, without the query
+// and with any suffix such as /$execute kept.
 func pathID(c echo.Context, prefix string) (string, error) {
 	raw := c.Param("id")
 	if !wire.ValidID(raw) {
 		e := problem.InvalidULID("chapkit.pathID", raw)
-		e.Instance = prefix + "/" + raw
+		e.Instance = c.Request().URL.Path
 		return "", e
 	}
 	return raw, nil

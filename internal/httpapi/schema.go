@@ -128,6 +128,9 @@ func (g *schemaGen) structSchema(t reflect.Type) map[string]any {
 				name = f.Name
 			}
 			s := g.schema(f.Type)
+			if strings.HasSuffix(name, "_at") {
+				s = withDateTime(s)
+			}
 			if g.nullable[t][name] {
 				s = nullableSchema(s)
 			}
@@ -144,6 +147,31 @@ func (g *schemaGen) structSchema(t reflect.Type) map[string]any {
 	}
 	if len(required) > 0 {
 		s["required"] = required
+	}
+	return s
+}
+
+// withDateTime adds format date-time to a string schema, or to the string
+// branch of a nullable one: by the naming rule of the wire, every *_at
+// member is an RFC 3339 timestamp, whatever Go type carries it.
+func withDateTime(s any) any {
+	m, ok := s.(map[string]any)
+	if !ok {
+		return s
+	}
+	if m["type"] == "string" {
+		out := map[string]any{"format": "date-time"}
+		for k, v := range m {
+			out[k] = v
+		}
+		return out
+	}
+	if alts, ok := m["anyOf"].([]any); ok {
+		out := make([]any, len(alts))
+		for i, a := range alts {
+			out[i] = withDateTime(a)
+		}
+		return map[string]any{"anyOf": out}
 	}
 	return s
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -24,19 +25,19 @@ func (s *Server) taskRoutes() []route {
 		"id":              nullableSchema(map[string]any{"type": "string"}),
 		"command":         map[string]any{"type": "string"},
 		"task_type":       map[string]any{"type": "string", "enum": []string{task.TypeShell, task.TypePython, task.TypeFunction}},
-		"parameters":      nullableSchema(map[string]any{"type": "object"}),
+		"parameters":      nullableSchema(map[string]any{"type": "object", "additionalProperties": true}),
 		"enabled":         map[string]any{"type": "boolean"},
 		"timeout_seconds": nullableSchema(map[string]any{"type": "integer"}),
 	}, "required": []string{"command"}})
 	out := of(task.Out{})
 	const tag = "Tasks"
 	return []route{
-		{http.MethodPost, "", s.createTask, permCreate, familyProblem, opDoc{tag: tag, summary: "Create a task", body: in, status: 201, contentType: jsonCT, result: out,
-			errs: cat(bodyErrs, []errDoc{{http.StatusConflict, shapeProblem, "Conflict"}, dbErr})}},
+		{http.MethodPost, "", s.createTask, permCreate, familyProblem, opDoc{tag: tag, summary: "Create a task (an existing id is replaced, also 201)",
+			body: in, status: 201, contentType: jsonCT, result: out, location: true, errs: cat(bodyErrs, []errDoc{dbErr})}},
 		{http.MethodGet, "", s.listTasks, permRead, familyProblem, opDoc{tag: tag, summary: "List tasks",
 			query:  append([]openapi.Parameter{queryParam("enabled", "boolean", "only enabled (true) or disabled (false) tasks")}, pageParams...),
 			status: 200, contentType: jsonCT, result: pageOf(task.Out{}),
-			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid query"}}}},
+			errs: listErrs}},
 		{http.MethodGet, "/$schema", func(c echo.Context) error { return c.JSON(http.StatusOK, task.Schema()) }, permRead, familyProblem,
 			opDoc{tag: tag, summary: "JSON Schema of a task", status: 200, contentType: jsonCT, result: anyObject}},
 		{http.MethodGet, "/:id", s.getTask, permRead, familyProblem, opDoc{tag: tag, summary: "Get a task", status: 200, contentType: jsonCT, result: out, errs: idErrs}},
@@ -46,9 +47,10 @@ func (s *Server) taskRoutes() []route {
 			body: anyObject, status: 200, contentType: jsonCT, result: out, errs: cat(bodyErrs, idErrs, []errDoc{dbErr})}},
 		{http.MethodDelete, "/:id", s.deleteTask, permDelete, familyProblem, opDoc{tag: tag, summary: "Delete a task", status: 204, errs: idErrs}},
 		{http.MethodPost, "/:id/$execute", s.executeTask, always, familyDetail, opDoc{tag: tag, summary: "Execute a task as a background job", status: 202,
-			contentType: jsonCT, result: of(executeResponse{}),
-			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Task not found or disabled"},
-				{http.StatusServiceUnavailable, shapeProblem, "Draining or too many pending jobs"}}}},
+			contentType: jsonCT, result: of(executeResponse{}), location: true,
+			errs: []errDoc{{http.StatusBadRequest, shapeProblem, "Invalid ULID", nil}, {http.StatusBadRequest, shapeDetail, "Task not found or disabled", nil},
+				{http.StatusConflict, shapeDetail, "The job could not be submitted", nil}, dbErr,
+				{http.StatusServiceUnavailable, shapeProblem, "Draining or too many pending jobs", nil}}}},
 	}
 }
 
@@ -182,5 +184,6 @@ func (s *Server) executeTask(c echo.Context) error {
 		return err
 	}
 	s.log.InfoContext(c.Request().Context(), "task submitted", "task_id", id, "job_id", jobID) // carries request_id with WithLogging
+	c.Response().Header().Set(echo.HeaderLocation, fmt.Sprintf("%s://%s%s/%s", c.Scheme(), c.Request().Host, s.d.Jobs.Prefix, jobID))
 	return c.JSON(http.StatusAccepted, executeResponse{JobID: jobID, Message: "Task submitted for execution. Job ID: " + jobID})
 }
