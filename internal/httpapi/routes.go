@@ -212,7 +212,8 @@ type envelope[T any] struct {
 func newEnvelope[T any](items []T, total int64, p page) envelope[T] {
 	pages := int64(0)
 	if total > 0 {
-		pages = (total + int64(p.size) - 1) / int64(p.size)
+		// Not (total+size-1)/size: a size near the top of int64 overflows.
+		pages = (total-1)/int64(p.size) + 1
 	}
 	if items == nil {
 		items = []T{}
