@@ -117,7 +117,19 @@ func (s *Server) renderProblem(c echo.Context, pe *problem.Error) {
 		s.log.Error("request failed", "op", pe.Op, "path", c.Request().URL.Path, "error", pe)
 		s.send(c, status, echo.MIMETextPlainCharsetUTF8, "Internal Server Error")
 		return
-	case problem.KindInvalidULID, problem.KindUnavailable, problem.KindUnsupportedMediaType,
+	case problem.KindUnavailable:
+		// A busy or unreachable database is transient: 503 with
+		// Retry-After in the route's own family, and the cause in the logs
+		// only. The service's own refusals (drain, full queue, too many
+		// streams) carry no cause and stay problem details everywhere.
+		if pe.Err != nil {
+			s.log.Warn("database busy or unavailable", "op", pe.Op, "path", c.Request().URL.Path, "error", pe.Err)
+			if f, _ := c.Get(familyKey).(family); f == familyDetail {
+				s.send(c, status, echo.MIMEApplicationJSON, detailBody{pe.Detail})
+				return
+			}
+		}
+	case problem.KindInvalidULID, problem.KindUnsupportedMediaType,
 		problem.KindTooLarge, problem.KindUnauthorized, problem.KindForbidden:
 		// These are problem details on every route, whatever its family.
 	default:

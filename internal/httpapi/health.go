@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"runtime"
@@ -215,13 +216,34 @@ func runCheck(ctx context.Context, c HealthCheck) (r checkResult) {
 	return checkResult{State: state(st), Message: msg}
 }
 
+// databaseCheckTimeout bounds the database check: a database that does
+// not answer a trivial query within it (locked, unreachable, or every
+// connection busy) is unhealthy, rather than holding /health for as long
+// as the lock or the driver's own timeout lasts.
+const databaseCheckTimeout = 2 * time.Second
+
 func (s *Server) databaseCheck(ctx context.Context) (string, string, error) {
 	db := s.m().DB
 	if db == nil {
 		return string(unhealthy), "Database connection failed: database not open", nil
 	}
-	if err := db.WithContext(ctx).Exec("SELECT 1").Error; err != nil {
-		return string(unhealthy), "Database connection failed: " + err.Error(), nil
+	ctx, cancel := context.WithTimeout(ctx, databaseCheckTimeout)
+	defer cancel()
+	// The query runs on its own goroutine so that a driver that does not
+	// honour the context (a statement blocked inside SQLite) cannot hold
+	// the check past its deadline.
+	done := make(chan error, 1)
+	go func() { done <- db.WithContext(ctx).Exec("SELECT 1").Error }()
+	select {
+	case err := <-done:
+		if err != nil {
+			if ctx.Err() != nil {
+				return string(unhealthy), fmt.Sprintf("Database did not respond within %s", databaseCheckTimeout), nil
+			}
+			return string(unhealthy), "Database connection failed: " + err.Error(), nil
+		}
+	case <-ctx.Done():
+		return string(unhealthy), fmt.Sprintf("Database did not respond within %s", databaseCheckTimeout), nil
 	}
 	return string(healthy), "", nil
 }
@@ -246,7 +268,7 @@ func (s *Server) streamHealth(c echo.Context) error {
 			return problem.Invalid("chapkit.streamHealth", problem.Violation{Type: "float_parsing", Loc: []any{"query", "poll_interval"},
 				Msg: "Input should be a valid number, unable to parse string as a number", Input: raw})
 		}
-		interval = max(time.Duration(f*float64(time.Second)), 10*time.Millisecond)
+		interval = pollInterval(f)
 	}
 	sse, err := s.openStream(c)
 	if err != nil {
@@ -268,6 +290,28 @@ func (s *Server) streamHealth(c echo.Context) error {
 			return nil
 		}
 	}
+}
+
+// Bounds of a health stream's poll_interval. Any number is accepted, as
+// before, but it is clamped: a tiny, negative or not-a-number interval
+// would make a tight loop and a huge one would overflow the duration.
+const (
+	minPollInterval = 10 * time.Millisecond
+	maxPollInterval = time.Hour
+)
+
+// pollInterval turns poll_interval seconds into the interval used: NaN
+// means the default second, and the rest is clamped to the bounds.
+func pollInterval(seconds float64) time.Duration {
+	switch {
+	case math.IsNaN(seconds):
+		return time.Second
+	case seconds >= maxPollInterval.Seconds():
+		return maxPollInterval
+	case seconds <= minPollInterval.Seconds():
+		return minPollInterval
+	}
+	return time.Duration(seconds * float64(time.Second))
 }
 
 func (s *Server) getSystem(c echo.Context) error {

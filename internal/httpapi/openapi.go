@@ -181,8 +181,8 @@ func (s *Server) OpenAPI() *openapi.Document {
 	tags := map[string]bool{}
 	ids := map[string]int{}
 	for _, r := range routes {
-		if !documentedMethods[r.Method] {
-			continue // Echo's route-not-found entries
+		if !documentedMethods[r.Method] || r.Method == http.MethodHead && s.implicitHead[r.Path] {
+			continue // Echo's route-not-found entries; HEAD twins of GET routes
 		}
 		p, params := openAPIPathOf(r.Path)
 		d, ok := s.docs[r.Method+" "+r.Path]

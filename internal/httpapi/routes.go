@@ -71,8 +71,34 @@ func (s *Server) mount(prefix string, p Permissions, table []route) {
 		full := prefix + r.path
 		s.echo.Add(r.method, full, r.h, mw...)
 		s.docs[r.method+" "+full] = r.doc
+		if r.method == http.MethodGet {
+			// Every GET route answers HEAD too, as HTTP asks of a general
+			// server (health checkers and uptime monitors use it): the same
+			// handler, status and headers, with the body discarded.
+			s.echo.Add(http.MethodHead, full, r.h, append([]echo.MiddlewareFunc{headOnly}, mw...)...)
+			s.implicitHead[full] = true
+		}
 	}
 }
+
+// headOnly discards the body a GET handler writes, for HEAD. Event
+// streams see the method too (see openStream) and end after the headers.
+func headOnly(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		res := c.Response()
+		res.Writer = bodyless{res.Writer}
+		return next(c)
+	}
+}
+
+// bodyless is a response writer that keeps the status and headers and
+// drops the body.
+type bodyless struct{ http.ResponseWriter }
+
+func (bodyless) Write(b []byte) (int, error) { return len(b), nil }
+
+// Unwrap lets http.ResponseController reach the underlying writer (Flush).
+func (w bodyless) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // allowAll is the permission set of resources without permissions.
 var allowAll = Permissions{Create: true, Read: true, Update: true, Delete: true}
@@ -190,7 +216,8 @@ type envelope[T any] struct {
 func newEnvelope[T any](items []T, total int64, p page) envelope[T] {
 	pages := int64(0)
 	if total > 0 {
-		pages = (total + int64(p.size) - 1) / int64(p.size)
+		// Not (total+size-1)/size: a size near the top of int64 overflows.
+		pages = (total-1)/int64(p.size) + 1
 	}
 	if items == nil {
 		items = []T{}

@@ -83,6 +83,9 @@ type Server struct {
 	echo *echo.Echo
 	mgrs atomic.Pointer[Managers]
 	docs map[string]opDoc // "METHOD /full/path" → documentation
+	// implicitHead holds the paths whose HEAD route mount added next to
+	// their GET; the OpenAPI document leaves those out.
+	implicitHead map[string]bool
 	// unmounted are the docs of table routes a permission left out.
 	unmounted []opDoc
 	metrics   *metrics
@@ -97,7 +100,7 @@ type Server struct {
 // built-in API routes. Custom routes may be added on [Server.Echo]
 // afterwards; [Server.MountOps] then mounts metrics and docs.
 func New(d Deps) *Server {
-	s := &Server{d: d, log: d.Log, docs: map[string]opDoc{}, closing: make(chan struct{})}
+	s := &Server{d: d, log: d.Log, docs: map[string]opDoc{}, implicitHead: map[string]bool{}, closing: make(chan struct{})}
 	s.mgrs.Store(&Managers{})
 	if d.Monitoring != nil {
 		s.metrics = newMetrics(s, *d.Monitoring)

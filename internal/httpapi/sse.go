@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -14,6 +15,7 @@ import (
 type stream struct {
 	c    echo.Context
 	done func()
+	head bool // a HEAD request: every write ends the stream
 }
 
 // openStream starts an SSE response, refusing it with 503 past the bound
@@ -33,8 +35,15 @@ func (s *Server) openStream(c echo.Context) (*stream, error) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Response().WriteHeader(http.StatusOK)
 	c.Response().Flush()
-	return &stream{c: c, done: func() { s.streams.Add(-1) }}, nil
+	st := &stream{c: c, done: func() { s.streams.Add(-1) }}
+	if c.Request().Method == http.MethodHead {
+		st.head = true // the headers are the whole answer
+	}
+	return st, nil
 }
+
+// errHeadOnly ends the event loop of a HEAD request after the headers.
+var errHeadOnly = errors.New("event stream: HEAD request, no events")
 
 func (s *stream) close() { s.done() }
 
@@ -47,6 +56,9 @@ func (s *stream) event(v any) error {
 }
 
 func (s *stream) raw(b []byte) error {
+	if s.head {
+		return errHeadOnly
+	}
 	if _, err := fmt.Fprintf(s.c.Response(), "data: %s\n\n", b); err != nil {
 		return err
 	}
@@ -55,6 +67,9 @@ func (s *stream) raw(b []byte) error {
 }
 
 func (s *stream) comment(text string) error {
+	if s.head {
+		return errHeadOnly
+	}
 	if _, err := fmt.Fprintf(s.c.Response(), ": %s\n\n", text); err != nil {
 		return err
 	}
