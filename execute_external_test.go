@@ -119,7 +119,7 @@ func TestShellResults(t *testing.T) {
 		}
 		// data is compared above, without its run-dependent keys.
 		expect(t, rec, http.StatusOK, ctJSON, map[string]any{"id": job["artifact_id"], "parent_id": nil,
-			"level": float64(0), "level_label": "execution", "hierarchy": "task_executions", "children": nil, "config": nil},
+			"level": float64(0), "level_label": "execution", "hierarchy": "task_executions", "children": nil, "config": nil, "tags": []any{}},
 			ignoreKeys("created_at", "updated_at", "data"))
 	})
 

@@ -15,9 +15,9 @@ func TestPath(t *testing.T) {
 		memory bool
 	}{
 		{"", "", true},
-		{":memory:", ":memory:", true},
-		{"  :memory:  ", ":memory:", true},
-		{"file::memory:?mode=memory&cache=shared", ":memory:?mode=memory&cache=shared", true},
+		{":memory:", "", true},
+		{"  :memory:  ", "", true},
+		{"file::memory:?mode=memory&cache=shared", "", true},
 		{"tasks.db", "tasks.db", false},
 		{"/abs/tasks.db", "/abs/tasks.db", false},
 		{"sqlite:///tasks.db", "tasks.db", false},
