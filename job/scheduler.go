@@ -175,7 +175,7 @@ func (s *Scheduler) SetMaxConcurrency(n int) {
 func (s *Scheduler) Counts() (pending, running int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pendingEst, len(s.running)
+	return max(s.pendingEst, 0), len(s.running)
 }
 
 // Abandoned returns how many calls were given up on (they ignored their
@@ -377,7 +377,9 @@ func (s *Scheduler) fill(ctx context.Context) {
 			s.unclaim(jobs)
 			return
 		}
-		s.pendingEst = max(s.pendingEst-len(jobs), 0)
+		// Not clamped: a claim can count a job before the Submit that
+		// stored it does, and the two must cancel out.
+		s.pendingEst -= len(jobs)
 		for _, j := range jobs {
 			jctx, cancel := context.WithCancelCause(s.runCtx)
 			e := &runEntry{job: j, ctx: jctx, cancel: cancel, done: make(chan struct{})}
