@@ -13,6 +13,7 @@ import (
 	"github.com/chapkit-go/chapkit/task"
 
 	"github.com/chapkit-go/chapkit/internal/testkit"
+	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
 )
 
 // scrape reads the metrics of h at path and returns them by family name.
@@ -213,5 +214,22 @@ func TestOpsMetricsTwoApps(t *testing.T) {
 	}
 	if _, ok := sample(fams, "http_server_request_duration_seconds", map[string]string{"service_name": "one"}); ok {
 		t.Errorf("app two exposes app one's metrics")
+	}
+}
+
+// TestMetricsAndHealthNamePerNode: every series carries the node label of
+// the scheduler that answers, and /health names the node in a header, so
+// replicas of one service can be told apart.
+func TestMetricsAndHealthNamePerNode(t *testing.T) {
+	app := apptest.Start(t, chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "Test"}).WithDatabase(apptest.DBTarget(t)).
+		WithHealth().WithMonitoring().WithJobs(chapkit.JobsConfig{}))
+	node := app.Scheduler().NodeID()
+	rec := testkit.Request(t, app.Handler(), http.MethodGet, "/health", "", "")
+	if got := rec.Header().Get("X-Chapkit-Node"); got != node {
+		t.Errorf("X-Chapkit-Node = %q, want %q", got, node)
+	}
+	rec = testkit.Request(t, app.Handler(), http.MethodGet, "/metrics", "", "")
+	if !strings.Contains(rec.Body.String(), `chapkit_jobs_running{node="`+node+`",service_name="Test"}`) {
+		t.Errorf("metrics lack the node label %s:\n%s", node, rec.Body.String())
 	}
 }

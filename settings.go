@@ -15,6 +15,7 @@ import (
 	"github.com/chapkit-go/chapkit/internal/httpapi"
 	"github.com/chapkit-go/chapkit/internal/pgdb"
 	"github.com/chapkit-go/chapkit/internal/sqlitedb"
+	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/task"
 )
@@ -128,6 +129,8 @@ func (b *ServiceBuilder) resolve() (settings, []error) {
 	}
 	if j := b.jobs; j != nil {
 		cfg := j.schedulerConfig()
+		cfg.NodeID = cmp.Or(cfg.NodeID, wire.NewID())
+		d.NodeID = cfg.NodeID
 		s.jobs = &cfg
 		if j.Retention != nil {
 			r := j.Retention.withDefaults()

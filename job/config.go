@@ -125,6 +125,10 @@ type Config struct {
 	// recorded process group; it is called when a job of a dead node on
 	// this host is rescued. nil kills the process group.
 	KillLeftovers func(jobID string, pgid int) error
+	// NodeID names this node in the database, in job records and in
+	// metrics; "" means a fresh ULID. Two live schedulers must never share
+	// one.
+	NodeID string
 	// Logger receives job logs; nil discards them.
 	Logger *slog.Logger
 	// Observer, when set, is told of every state change (metrics).

@@ -1,6 +1,7 @@
 package job
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -106,7 +107,7 @@ func New(db *gorm.DB, cfg Config) *Scheduler {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		handlers:   map[string]Handler{},
-		node:       Node{ID: wire.NewID(), Hostname: hostname(), PID: os.Getpid(), ProcStart: procStart(os.Getpid())},
+		node:       Node{ID: cmp.Or(cfg.NodeID, wire.NewID()), Hostname: hostname(), PID: os.Getpid(), ProcStart: procStart(os.Getpid())},
 		maxConc:    cfg.MaxConcurrency,
 		running:    map[string]*runEntry{},
 		abandoned:  map[string]*runEntry{},

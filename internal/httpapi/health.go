@@ -254,6 +254,11 @@ func (s *Server) getHealth(c echo.Context) error {
 	if h.Status == unhealthy {
 		status = http.StatusServiceUnavailable
 	}
+	if s.d.NodeID != "" {
+		// Health is per node: say which replica answered, without
+		// changing the body chapkit clients parse.
+		c.Response().Header().Set("X-Chapkit-Node", s.d.NodeID)
+	}
 	return c.JSON(status, h)
 }
 

@@ -42,7 +42,13 @@ type metrics struct {
 
 func newMetrics(s *Server, cfg Monitoring) *metrics {
 	m := &metrics{prefix: cfg.Path, reg: prometheus.NewRegistry()}
-	r := prometheus.WrapRegistererWith(prometheus.Labels{"service_name": cfg.ServiceName}, m.reg)
+	labels := prometheus.Labels{"service_name": cfg.ServiceName}
+	if s.d.NodeID != "" {
+		// Replicas of one service share a service_name; the node label
+		// tells their series apart.
+		labels["node"] = s.d.NodeID
+	}
+	r := prometheus.WrapRegistererWith(labels, m.reg)
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "http_server_request_duration_seconds",
 		Help:    "Duration of HTTP server requests.",

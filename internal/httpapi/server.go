@@ -31,6 +31,9 @@ import (
 // carry their defaults, limits are positive. A nil resource mounts no
 // routes.
 type Deps struct {
+	// NodeID is the job node this app runs as ("" without jobs): the node
+	// label of every metric and the X-Chapkit-Node header of /health.
+	NodeID string
 	// Info is the body of GET /api/v1/info, marshalled as it is.
 	Info any
 	// Title, Version, Summary and Description fill the OpenAPI info object.
