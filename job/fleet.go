@@ -127,26 +127,19 @@ func (s *Scheduler) poll(ctx context.Context) {
 		if err := s.db.WithContext(ctx).Select("id", "status", "node").Where("id IN ?", mine).Find(&rows).Error; err != nil {
 			s.log.Warn("check running jobs", "error", err)
 		} else {
-			still := make(map[string]bool, len(rows))
-			for _, r := range rows {
-				if r.Status == StatusRunning && r.Node != nil && *r.Node == s.node.ID {
-					still[r.ID] = true
-				} else if r.Status == StatusCanceled {
-					still[r.ID] = true
-					s.cancelLocal(r.ID, ErrCanceled)
-				}
+			byID := make(map[string]*Job, len(rows))
+			for i := range rows {
+				byID[rows[i].ID] = &rows[i]
 			}
 			for _, id := range mine {
-				if !still[id] {
-					found := false
-					for _, r := range rows {
-						found = found || r.ID == id
-					}
-					cause := ErrRescued
-					if !found {
-						cause = ErrDeleted
-					}
-					s.cancelLocal(id, cause)
+				r := byID[id]
+				switch {
+				case r == nil:
+					s.cancelLocal(id, ErrDeleted)
+				case r.Status == StatusCanceled:
+					s.cancelLocal(id, ErrCanceled)
+				case r.Status != StatusRunning || r.Node == nil || *r.Node != s.node.ID:
+					s.cancelLocal(id, ErrRescued) // finished or taken over elsewhere
 				}
 			}
 		}
