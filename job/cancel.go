@@ -204,25 +204,38 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 		left = append(left, e)
 	}
 	s.mu.Unlock()
-	// Record the outcome first, so it is stored even when a function
-	// ignores its context; use a fresh context because ctx may be over.
+	// Wait (bounded) for the cancelled calls before recording them: a job
+	// may go back to pending for another attempt only once its call has
+	// returned, or another node could run the next attempt beside it. A
+	// call still running is recorded as failed instead. The fresh context
+	// is because ctx may be over.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	for _, e := range left {
-		if _, ierr := s.interrupt(recordCtx, e.job, s.node.ID); ierr != nil {
-			s.log.Error("record interrupted job", "job_id", e.job.ID, "error", ierr)
-		}
+		s.awaitStop(recordCtx, e)
 	}
 	for _, e := range left {
-		s.awaitStop(recordCtx, e)
+		returned := false
+		select {
+		case <-e.done:
+			returned = true
+		default:
+		}
+		if _, ierr := s.interrupt(recordCtx, e.job, s.node.ID, returned); ierr != nil {
+			s.log.Error("record interrupted job", "job_id", e.job.ID, "error", ierr)
+		}
 	}
 	if len(left) > 0 {
 		s.log.Warn("drain deadline passed; running jobs interrupted", "count", len(left))
 	}
 
+	s.mu.Lock()
+	s.loopsOn = false
+	s.mu.Unlock()
 	s.loopCancel()
 	s.loops.Wait()
-	s.deregister(recordCtx)
+	s.watchers.Wait()
+	s.deregister()
 	s.mu.Lock()
 	s.st = stateStopped
 	s.runCancel(ErrShutdown)
@@ -234,13 +247,13 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 // interrupt records a running job whose node stopped under it (node is
 // the id recorded in the row; "" for rows of the single-node schema that
 // recorded none): failed with InterruptedError, or back to pending when
-// retries allow another attempt. It returns the stored record, or nil when
-// the job was no longer running there.
-func (s *Scheduler) interrupt(ctx context.Context, j *Job, node string) (*Job, error) {
+// allowRetry and the retry policy allow another attempt. It returns the
+// stored record, or nil when the job was no longer running there.
+func (s *Scheduler) interrupt(ctx context.Context, j *Job, node string, allowRetry bool) (*Job, error) {
 	now := wire.Now()
 	updated := j.clone()
 	var values map[string]any
-	retry := s.RetriesEnabled() && j.Attempt < s.cfg.RetryInterrupted
+	retry := allowRetry && s.RetriesEnabled() && j.Attempt < s.cfg.RetryInterrupted
 	if retry {
 		updated.Status, updated.StartedAt, updated.PGID, updated.Node = StatusPending, nil, nil, nil
 		updated.Attempt = j.Attempt + 1
@@ -252,7 +265,7 @@ func (s *Scheduler) interrupt(ctx context.Context, j *Job, node string) (*Job, e
 	}
 	var applied bool
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		q := tx.Model(&Job{}).Where("id = ? AND status = ?", j.ID, StatusRunning)
+		q := tx.Model(&Job{}).Where("id = ? AND status = ? AND attempt = ?", j.ID, StatusRunning, j.Attempt)
 		if node == "" {
 			q = q.Where("node IS NULL")
 		} else {

@@ -70,7 +70,7 @@ type Run struct {
 // SetProcessGroup records the process group of a shell job, so that the
 // node rescuing the job after a crash can kill what it started.
 func (r *Run) SetProcessGroup(ctx context.Context, pgid int) error {
-	return r.s.db.WithContext(ctx).Model(&Job{}).Where("id = ? AND node = ?", r.Job.ID, r.s.node.ID).Update("pgid", pgid).Error
+	return r.s.db.WithContext(ctx).Model(&Job{}).Where("id = ? AND node = ? AND attempt = ?", r.Job.ID, r.s.node.ID, r.Job.Attempt).Update("pgid", pgid).Error
 }
 
 // Detach tells the scheduler that a call the handler started goes on after
@@ -122,8 +122,10 @@ type Config struct {
 	// LISTEN); nil means nodes learn of each other's changes by polling.
 	Listener Listener
 	// KillLeftovers kills what a job started, given the job id and its
-	// recorded process group; it is called when a job of a dead node on
-	// this host is rescued. nil kills the process group.
+	// recorded process group; it is called when a job of a dead node of
+	// this kernel and pid namespace is rescued. nil kills the process
+	// group, without checking that it still belongs to the job (the app
+	// installs a checking one).
 	KillLeftovers func(jobID string, pgid int) error
 	// NodeID names this node in the database, in job records and in
 	// metrics; "" means a fresh ULID. Two live schedulers must never share

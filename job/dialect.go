@@ -18,8 +18,12 @@ type dialect struct {
 	name string
 	// nowMS is an SQL expression for the database's current time in ms.
 	nowMS string
-	// claim marks up to ? pending jobs (oldest first) running on node ?
-	// and returns their id, kind, args, submitted_at and attempt. Arguments: started_at, node, limit.
+	// claim marks up to @limit pending jobs of @kinds (oldest first)
+	// running on @node with started_at @started, and returns their id,
+	// kind, args, submitted_at and attempt. It claims nothing unless the
+	// node's row exists with a heartbeat younger than @fresh ms: a node
+	// that was declared dead, or that cannot prove it is alive, takes no
+	// work, in the very statement that would take it.
 	claim string
 	// notify, when not empty, sends one notification (channel, payload)
 	// inside the current transaction; it is delivered at commit.
@@ -29,37 +33,36 @@ type dialect struct {
 var (
 	sqliteDialect = dialect{
 		name:  "sqlite",
-		nowMS: "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+		nowMS: sqliteNowMS,
 		// SQLite has one writer at a time (transactions are immediate), so
 		// the sub-select and the update see the same rows: two processes
 		// cannot claim the same job.
-		claim: `UPDATE jobs SET status = 'running', started_at = ?, node = ?
-WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' ORDER BY submitted_at, id LIMIT ?)
+		claim: `UPDATE jobs SET status = 'running', started_at = @started, node = @node
+WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND kind IN @kinds ORDER BY submitted_at, id LIMIT @limit)
+AND EXISTS (SELECT 1 FROM chapkit_nodes WHERE id = @node AND heartbeat_ms >= ` + sqliteNowMS + ` - @fresh)
 RETURNING id, kind, args, submitted_at, attempt`,
 	}
 	postgresDialect = dialect{
 		name:  "postgres",
-		nowMS: "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+		nowMS: postgresNowMS,
 		// SKIP LOCKED lets concurrent claimers pass over each other's rows
 		// instead of queueing behind them; the outer status check keeps a
 		// row that changed after the sub-select from being claimed.
 		claim: `WITH next AS (
-  SELECT id FROM jobs WHERE status = 'pending' ORDER BY submitted_at, id LIMIT ? FOR UPDATE SKIP LOCKED
+  SELECT id FROM jobs WHERE status = 'pending' AND kind IN @kinds ORDER BY submitted_at, id LIMIT @limit FOR UPDATE SKIP LOCKED
 )
-UPDATE jobs SET status = 'running', started_at = ?, node = ?
+UPDATE jobs SET status = 'running', started_at = @started, node = @node
 FROM next WHERE jobs.id = next.id AND jobs.status = 'pending'
+AND EXISTS (SELECT 1 FROM chapkit_nodes WHERE id = @node AND heartbeat_ms >= ` + postgresNowMS + ` - @fresh)
 RETURNING jobs.id, jobs.kind, jobs.args, jobs.submitted_at, jobs.attempt`,
 		notify: "SELECT pg_notify(?, ?)",
 	}
 )
 
-// claimArgs orders the claim statement's arguments for the dialect.
-func (d dialect) claimArgs(startedAt any, node string, limit int) []any {
-	if d.name == "postgres" {
-		return []any{limit, startedAt, node}
-	}
-	return []any{startedAt, node, limit}
-}
+const (
+	sqliteNowMS   = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+	postgresNowMS = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+)
 
 // dialectOf picks the statements for db's engine.
 func dialectOf(db *gorm.DB) (dialect, error) {

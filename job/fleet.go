@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 	"time"
@@ -147,22 +148,51 @@ func (s *Scheduler) poll(ctx context.Context) {
 	s.refresh(ctx, s.subscribedElsewhere())
 }
 
-// register writes this node's row, its first heartbeat, and tries for the
-// leader lease.
+// register writes this node's row with its first heartbeat. A row left
+// under the same id (a configured Config.NodeID) by a process that is gone,
+// or whose heartbeat is past its horizon, is rescued and taken over; one
+// held by a live process is an error.
 func (s *Scheduler) register(ctx context.Context) error {
-	err := s.db.WithContext(ctx).Exec(
-		"INSERT INTO chapkit_nodes (id, hostname, pid, proc_start, started_ms, heartbeat_ms) VALUES (?, ?, ?, ?, "+s.d.nowMS+", "+s.d.nowMS+")",
-		s.node.ID, s.node.Hostname, s.node.PID, s.node.ProcStart).Error
-	if err != nil {
-		return err
+	sent := time.Since(s.born)
+	insert := func() error {
+		return s.db.WithContext(ctx).Exec(
+			"INSERT INTO chapkit_nodes (id, hostname, pid, host_key, proc_start, started_ms, heartbeat_ms, rescue_after_ms) VALUES (?, ?, ?, ?, ?, "+s.d.nowMS+", "+s.d.nowMS+", ?)",
+			s.node.ID, s.node.Hostname, s.node.PID, s.node.HostKey, s.node.ProcStart, s.node.RescueAfterMS).Error
 	}
-	s.lastBeat.Store(time.Now().UnixMilli())
+	err := insert()
+	if err != nil {
+		var old Node
+		if ferr := s.db.WithContext(ctx).Where("id = ?", s.node.ID).Limit(1).Find(&old).Error; ferr != nil || old.ID == "" {
+			return err
+		}
+		stale := false
+		if !processGone(&old, s.node.HostKey) {
+			var n int64
+			if err := s.db.WithContext(ctx).Model(&Node{}).Where("id = ? AND heartbeat_ms < "+s.d.nowMS+" - rescue_after_ms", old.ID).Count(&n).Error; err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("node id %s is in use by a live process (%s pid %d)", old.ID, old.Hostname, old.PID)
+			}
+			stale = true
+		}
+		if _, err := s.rescueNode(ctx, &old, stale); err != nil {
+			return err
+		}
+		if err := insert(); err != nil {
+			return err
+		}
+	}
+	s.beatSent.Store(int64(sent))
 	return nil
 }
 
 // deregister gives up the lease and removes the node's row: a clean stop
-// leaves nothing for others to rescue.
-func (s *Scheduler) deregister(ctx context.Context) {
+// leaves nothing for others to rescue. It uses its own short deadline, so
+// it runs even when the drain used up the caller's.
+func (s *Scheduler) deregister() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	db := s.db.WithContext(ctx)
 	if err := db.Exec("UPDATE chapkit_leases SET holder = '', expires_ms = 0 WHERE name = ? AND holder = ?", leaderLease, s.node.ID).Error; err != nil {
 		s.log.Warn("release leader lease", "error", err)
@@ -174,23 +204,26 @@ func (s *Scheduler) deregister(ctx context.Context) {
 }
 
 // recover runs at Start: it rescues at once the jobs of earlier processes
-// on this host that are gone, and jobs of the single-node schema (running
-// with no node); with the lease it also rescues dead nodes everywhere.
+// of this kernel and pid namespace that are provably gone, and jobs of the
+// single-node schema (running with no node); with the lease it also
+// rescues dead nodes everywhere.
 func (s *Scheduler) recover(ctx context.Context) (int, error) {
-	var local []Node
-	if err := s.db.WithContext(ctx).Where("hostname = ? AND id <> ?", s.node.Hostname, s.node.ID).Find(&local).Error; err != nil {
-		return 0, err
-	}
 	rescued := 0
-	for i := range local {
-		if !processGone(local[i].PID, local[i].ProcStart) {
-			continue
+	if s.node.HostKey != "" {
+		var local []Node
+		if err := s.db.WithContext(ctx).Where("host_key = ? AND id <> ?", s.node.HostKey, s.node.ID).Find(&local).Error; err != nil {
+			return 0, err
 		}
-		n, err := s.rescueNode(ctx, &local[i], false)
-		if err != nil {
-			return rescued, err
+		for i := range local {
+			if !processGone(&local[i], s.node.HostKey) {
+				continue
+			}
+			n, err := s.rescueNode(ctx, &local[i], false)
+			if err != nil {
+				return rescued, err
+			}
+			rescued += n
 		}
-		rescued += n
 	}
 	n, err := s.rescueOrphans(ctx)
 	rescued += n
@@ -207,8 +240,13 @@ func (s *Scheduler) recover(ctx context.Context) (int, error) {
 	return rescued, nil
 }
 
-// heartbeatLoop writes the heartbeat, holds or seeks the leader lease, and
-// as leader rescues dead nodes, every fifth of the rescue horizon.
+func (s *Scheduler) beatInterval() time.Duration {
+	return max(s.cfg.RescueAfter/5, 10*time.Millisecond)
+}
+
+// heartbeatLoop writes the heartbeat every fifth of the rescue horizon,
+// each write bounded by that interval, and nothing else, so that slow
+// maintenance can never delay it.
 func (s *Scheduler) heartbeatLoop() {
 	defer s.loops.Done()
 	tick := time.NewTicker(s.beatInterval())
@@ -223,79 +261,112 @@ func (s *Scheduler) heartbeatLoop() {
 	}
 }
 
-func (s *Scheduler) beatInterval() time.Duration {
-	return max(s.cfg.RescueAfter/5, 10*time.Millisecond)
+// watchdogLoop fences the node when no heartbeat has been written for
+// three quarters of the horizon, whatever the heartbeat goroutine is
+// stuck in. It measures on the monotonic clock, from when the last
+// written heartbeat was sent.
+func (s *Scheduler) watchdogLoop() {
+	defer s.loops.Done()
+	tick := time.NewTicker(max(s.beatInterval()/2, 5*time.Millisecond))
+	defer tick.Stop()
+	limit := s.cfg.RescueAfter * 3 / 4
+	for {
+		select {
+		case <-s.loopCtx.Done():
+			return
+		case <-tick.C:
+		}
+		if age := time.Since(s.born) - time.Duration(s.beatSent.Load()); age > limit {
+			s.fence(fmt.Sprintf("no heartbeat written for %s", age.Round(time.Millisecond)))
+		}
+	}
 }
 
-func (s *Scheduler) beat(ctx context.Context) {
+// maintenanceLoop counts pending jobs, holds or seeks the leader lease
+// and, as leader, rescues dead nodes, every fifth of the horizon.
+func (s *Scheduler) maintenanceLoop() {
+	defer s.loops.Done()
+	tick := time.NewTicker(s.beatInterval())
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.loopCtx.Done():
+			return
+		case <-tick.C:
+		}
+		ctx := s.loopCtx
+		if n, err := s.countPending(ctx); err == nil {
+			s.mu.Lock()
+			s.pendingEst = n
+			s.mu.Unlock()
+		}
+		if s.renewLease(ctx) {
+			if _, err := s.rescueDead(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("rescue dead nodes", "error", err)
+			}
+		}
+	}
+}
+
+func (s *Scheduler) beat(parent context.Context) {
+	ctx, cancel := context.WithTimeout(parent, s.beatInterval())
+	defer cancel()
+	sent := time.Since(s.born)
 	res := s.db.WithContext(ctx).Exec("UPDATE chapkit_nodes SET heartbeat_ms = "+s.d.nowMS+" WHERE id = ?", s.node.ID)
 	switch {
 	case res.Error != nil:
-		if ctx.Err() != nil {
-			return
+		if parent.Err() == nil {
+			s.log.Warn("write heartbeat", "error", res.Error)
 		}
-		s.log.Warn("write heartbeat", "error", res.Error)
-		if time.Since(time.UnixMilli(s.lastBeat.Load())) > s.cfg.RescueAfter*3/4 {
-			s.fence("no heartbeat written for three quarters of the rescue horizon")
-		}
-		return
+		return // the watchdog fences once the last heartbeat is too old
 	case res.RowsAffected == 0:
-		// Another node declared this one dead and rescued its jobs: stop
-		// them here, then join again as a new registration.
+		// Another node declared this one dead and rescues its jobs: stop
+		// them here, then join again.
 		s.fence("this node was declared dead by another")
 		if err := s.register(ctx); err != nil {
 			s.log.Warn("register node again", "error", err)
 			return
 		}
 	default:
-		s.lastBeat.Store(time.Now().UnixMilli())
+		s.beatSent.Store(int64(sent))
 	}
 	s.unfence(ctx)
-	if n, err := s.countPending(ctx); err == nil {
-		s.mu.Lock()
-		s.pendingEst = n
-		s.mu.Unlock()
-	}
-	if s.renewLease(ctx) {
-		if _, err := s.rescueDead(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("rescue dead nodes", "error", err)
-		}
-	}
 }
 
-// fence stops every job running on this node without recording anything:
-// the node can no longer prove it is alive, so another node will rescue
-// them, and they must not run twice.
+// fence stops every job running on this node without recording anything
+// and stops claiming: the node can no longer prove it is alive, so another
+// node will rescue its jobs, and they must not run twice.
 func (s *Scheduler) fence(reason string) {
 	s.mu.Lock()
 	already := s.fenced
 	s.fenced = true
 	entries := make([]*runEntry, 0, len(s.running))
 	for _, e := range s.running {
+		e.fenced = true
 		entries = append(entries, e)
 	}
 	s.mu.Unlock()
-	if !already {
-		s.log.Error("node fenced: running jobs stopped", "node", s.node.ID, "reason", reason, "jobs", len(entries))
+	s.leader.Store(false)
+	if already {
+		return
 	}
+	s.log.Error("node fenced: running jobs stopped", "node", s.node.ID, "reason", reason, "jobs", len(entries))
 	for _, e := range entries {
 		s.cancelLocal(e.job.ID, ErrRescued)
 	}
-	s.leader.Store(false)
 }
 
-// unfence resumes claiming after a fence, once the heartbeat is written
-// again, and records as interrupted the jobs still marked running on this
-// node that it no longer runs.
+// unfence resumes after a fence once a heartbeat is written again. While
+// still fenced (so no claim can interleave), it records as interrupted the
+// jobs still marked running on this node that it no longer runs or that
+// the fence stopped; then it claims again.
 func (s *Scheduler) unfence(ctx context.Context) {
 	s.mu.Lock()
 	was := s.fenced
-	s.fenced = false
 	s.mu.Unlock()
 	if !was {
 		return
 	}
-	s.log.Info("node heartbeat restored; claiming jobs again", "node", s.node.ID)
 	var rows []Job
 	if err := s.db.WithContext(ctx).Where("status = ? AND node = ?", StatusRunning, s.node.ID).Find(&rows).Error; err != nil {
 		s.log.Warn("find jobs left by the fence", "error", err)
@@ -303,14 +374,29 @@ func (s *Scheduler) unfence(ctx context.Context) {
 	}
 	for i := range rows {
 		s.mu.Lock()
-		live := s.running[rows[i].ID] != nil
+		e := s.running[rows[i].ID]
+		live := e != nil && !e.fenced
 		s.mu.Unlock()
 		if !live {
-			if _, err := s.interrupt(ctx, &rows[i], s.node.ID); err != nil {
+			// Another attempt only once the stopped call has returned.
+			returned := e == nil
+			if e != nil {
+				select {
+				case <-e.done:
+					returned = true
+				default:
+				}
+			}
+			if _, err := s.interrupt(ctx, &rows[i], s.node.ID, returned); err != nil {
 				s.log.Warn("record fenced job", "job_id", rows[i].ID, "error", err)
+				return
 			}
 		}
 	}
+	s.mu.Lock()
+	s.fenced = false
+	s.mu.Unlock()
+	s.log.Info("node heartbeat restored; claiming jobs again", "node", s.node.ID)
 	s.poke()
 }
 
@@ -340,10 +426,11 @@ func (s *Scheduler) renewLease(ctx context.Context) bool {
 }
 
 // rescueDead rescues the jobs of every node whose heartbeat is older than
-// the rescue horizon, and of running jobs whose node row is gone.
+// that node's own rescue horizon, and of running jobs whose node row is
+// gone.
 func (s *Scheduler) rescueDead(ctx context.Context) (int, error) {
 	var dead []Node
-	err := s.db.WithContext(ctx).Where("heartbeat_ms < "+s.d.nowMS+" - ? AND id <> ?", s.cfg.RescueAfter.Milliseconds(), s.node.ID).Find(&dead).Error
+	err := s.db.WithContext(ctx).Where("heartbeat_ms < "+s.d.nowMS+" - rescue_after_ms AND id <> ?", s.node.ID).Find(&dead).Error
 	if err != nil {
 		return 0, err
 	}
@@ -359,28 +446,43 @@ func (s *Scheduler) rescueDead(ctx context.Context) (int, error) {
 	return total + n, err
 }
 
-// rescueNode removes a dead node's row, then interrupts its running jobs
-// and, when it ran on this host, kills what they started. stale asks the
-// removal to check that the heartbeat is still old, so a node that came
-// back meanwhile is left alone.
+// rescueNode rescues a dead node: it kills, where the node ran in this
+// kernel and pid namespace, what its jobs started (running ones, and any
+// cancelled or deleted while it was dead), interrupts its running jobs,
+// then removes its row. stale asks every step to check that the heartbeat
+// is still past the node's horizon, so a node that came back meanwhile is
+// left alone.
 func (s *Scheduler) rescueNode(ctx context.Context, dead *Node, stale bool) (int, error) {
-	q := s.db.WithContext(ctx).Where("id = ?", dead.ID)
 	if stale {
-		q = q.Where("heartbeat_ms < "+s.d.nowMS+" - ?", s.cfg.RescueAfter.Milliseconds())
-	}
-	res := q.Delete(&Node{})
-	if res.Error != nil {
-		return 0, res.Error
-	}
-	if res.RowsAffected == 0 {
-		return 0, nil // alive again, or rescued by another node already
+		var n int64
+		if err := s.db.WithContext(ctx).Model(&Node{}).Where("id = ? AND heartbeat_ms < "+s.d.nowMS+" - rescue_after_ms", dead.ID).Count(&n).Error; err != nil || n == 0 {
+			return 0, err
+		}
 	}
 	var jobs []Job
+	if err := s.db.WithContext(ctx).Where("node = ? AND pgid IS NOT NULL AND status IN ?", dead.ID, []Status{StatusRunning, StatusCanceled}).Find(&jobs).Error; err != nil {
+		return 0, err
+	}
+	sameHost := s.node.HostKey != "" && dead.HostKey == s.node.HostKey
+	if sameHost {
+		for i := range jobs {
+			s.killLeftovers(jobs[i].ID, *jobs[i].PGID)
+		}
+	}
+	jobs = jobs[:0]
 	if err := s.db.WithContext(ctx).Where("status = ? AND node = ?", StatusRunning, dead.ID).Find(&jobs).Error; err != nil {
 		return 0, err
 	}
 	s.log.Warn("rescuing jobs of a dead node", "dead_node", describeNode(dead), "jobs", len(jobs))
-	return s.rescueJobs(ctx, jobs, dead.ID, dead.Hostname == s.node.Hostname)
+	n, err := s.rescueJobs(ctx, jobs, dead.ID, false)
+	if err != nil {
+		return n, err
+	}
+	q := s.db.WithContext(ctx).Where("id = ?", dead.ID)
+	if stale {
+		q = q.Where("heartbeat_ms < " + s.d.nowMS + " - rescue_after_ms")
+	}
+	return n, q.Delete(&Node{}).Error
 }
 
 // rescueOrphans rescues running jobs whose node is unknown: rows written
@@ -397,7 +499,7 @@ func (s *Scheduler) rescueOrphans(ctx context.Context) (int, error) {
 		if jobs[i].Node != nil {
 			node = *jobs[i].Node
 		}
-		// Jobs of the single-node schema were started by a process on
+		// Jobs of the single-node schema were started by a process of
 		// this host (one process owned the database then).
 		n, err := s.rescueJobs(ctx, jobs[i:i+1], node, node == "")
 		total += n
@@ -408,14 +510,14 @@ func (s *Scheduler) rescueOrphans(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-func (s *Scheduler) rescueJobs(ctx context.Context, jobs []Job, node string, sameHost bool) (int, error) {
+func (s *Scheduler) rescueJobs(ctx context.Context, jobs []Job, node string, kill bool) (int, error) {
 	n := 0
 	for i := range jobs {
 		j := &jobs[i]
-		if sameHost && j.PGID != nil && *j.PGID > 1 {
+		if kill && j.PGID != nil && *j.PGID > 1 {
 			s.killLeftovers(j.ID, *j.PGID)
 		}
-		updated, err := s.interrupt(ctx, j, node)
+		updated, err := s.interrupt(ctx, j, node, true)
 		if err != nil {
 			return n, err
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"gorm.io/gorm"
+
+	"github.com/chapkit-go/chapkit/internal/wire"
 )
 
 // crash stops a node the way SIGKILL would: its loops and jobs end and it
@@ -19,9 +21,11 @@ func (s *Scheduler) crash() {
 	for _, e := range s.running {
 		e.cancel(ErrRescued)
 	}
+	s.loopsOn = false
 	s.mu.Unlock()
 	s.loopCancel()
 	s.loops.Wait()
+	s.watchers.Wait()
 	s.wg.Wait()
 	s.runCancel(ErrShutdown)
 	s.stopWriter()
@@ -204,13 +208,24 @@ func TestCrossNodeCancelAndStream(t *testing.T) {
 		stopped <- context.Cause(ctx)
 		return nil, nil
 	})
-	other := startNode(t, db, Config{MaxConcurrency: -1, PollInterval: 100 * time.Millisecond}, func(ctx context.Context, r *Run) (any, error) { return nil, nil })
-	other.SetMaxConcurrency(0)
+	// other handles another kind only, so it never claims the job.
+	other := newSched(db, Config{PollInterval: 100 * time.Millisecond})
+	if err := other.Handle("other", func(ctx context.Context, r *Run) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Stop(context.Background()) })
 	id, err := runner.Submit(t.Context(), "count", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-started
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job did not start within 10 s")
+	}
 	events, unsubscribe := other.Subscribe(id)
 	defer unsubscribe()
 	if _, err := other.Cancel(t.Context(), id); err != nil {
@@ -239,5 +254,169 @@ func TestCrossNodeCancelAndStream(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no event for the cancel within 5 s")
 		}
+	}
+}
+
+// TestDeclaredDeadNodeClaimsNothing: once another node removed a node's
+// row, that node claims no job (the claim checks its row in the same
+// statement), so its rescued work cannot run beside the rescuer's.
+func TestDeclaredDeadNodeClaimsNothing(t *testing.T) {
+	db := openDB(t)
+	f := newFlight()
+	b := startNode(t, db, Config{RescueAfter: time.Minute, PollInterval: 20 * time.Millisecond}, f.handler(0))
+	if err := db.Exec("DELETE FROM chapkit_nodes WHERE id = ?", b.NodeID()).Error; err != nil {
+		t.Fatal(err)
+	}
+	b.SetMaxConcurrency(0) // wakes the fetcher
+	jobs, err := b.claim(t.Context(), 5)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("claim by a removed node = %d jobs, %v; want none", len(jobs), err)
+	}
+	id, err := b.Submit(t.Context(), "count", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err = b.claim(t.Context(), 5)
+	if err != nil || len(jobs) != 0 {
+		t.Fatalf("claim by a removed node after a submission = %d jobs, %v; want none", len(jobs), err)
+	}
+	// Once it writes a heartbeat it finds itself removed, joins again
+	// and runs the job.
+	b.beat(t.Context())
+	if j := wait(t, b, id); j.Status != StatusCompleted {
+		t.Errorf("job after the node joined again = %s, want completed", j.Status)
+	}
+}
+
+// TestOtherHostWithSameNameIsNotRescued: a node row with this host name
+// but another kernel or pid namespace (a container, a cloned machine) and
+// a fresh heartbeat is alive as far as anyone here can tell: its job stays
+// running when another node starts.
+func TestOtherHostWithSameNameIsNotRescued(t *testing.T) {
+	db := openDB(t)
+	now := wire.Now()
+	other := wire.NewID()
+	if err := db.Exec("INSERT INTO chapkit_nodes (id, hostname, pid, host_key, proc_start, started_ms, heartbeat_ms, rescue_after_ms) VALUES (?, ?, 1, 'another-boot/pid:[1]', '1', ?, ?, 60000)",
+		other, hostname(), now.UnixMilli(), now.UnixMilli()).Error; err != nil {
+		t.Fatal(err)
+	}
+	row := Job{ID: wire.NewID(), Kind: "count", Status: StatusRunning, SubmittedAt: now, StartedAt: &now, Attempt: 1, Node: &other}
+	if err := db.Create(&row).Error; err != nil {
+		t.Fatal(err)
+	}
+	s := startNode(t, db, Config{RescueAfter: time.Minute}, newFlight().handler(0))
+	got, err := s.Get(t.Context(), row.ID)
+	if err != nil || got.Status != StatusRunning {
+		t.Errorf("job of a live node with the same host name = %+v, %v; want still running", got, err)
+	}
+}
+
+// TestDrainWithRetryWaitsForTheCall: a drain that requeues a running job
+// for another attempt does so only after the job's call returned; a call
+// still running is recorded failed, so no other node runs the next
+// attempt beside it.
+func TestDrainWithRetryWaitsForTheCall(t *testing.T) {
+	db := openDB(t)
+	f := newFlight()
+	started := make(chan struct{}, 1)
+	slowStop := func(ctx context.Context, r *Run) (any, error) {
+		key := fmt.Sprintf("%s/%d", r.Job.ID, r.Job.Attempt)
+		f.mu.Lock()
+		f.inFlight[r.Job.ID]++
+		f.runs[key]++
+		f.mu.Unlock()
+		started <- struct{}{}
+		<-ctx.Done()
+		// Winding down takes a while after the cancellation, as a shell
+		// command's kill and reap can; the call is still in flight.
+		t := time.NewTimer(200 * time.Millisecond)
+		<-t.C
+		f.mu.Lock()
+		f.inFlight[r.Job.ID]--
+		f.mu.Unlock()
+		return nil, ctx.Err()
+	}
+	cfg := Config{RetryInterrupted: 3, DrainTimeout: 20 * time.Millisecond, PollInterval: 20 * time.Millisecond}
+	a := newSched(db, cfg)
+	_ = a.Handle("count", slowStop)
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := startNode(t, db, cfg, f.handler(0))
+	b.SetMaxConcurrency(1)
+	id, err := a.Submit(t.Context(), "count", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if err := a.Stop(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	j := wait(t, b, id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.overlap) > 0 {
+		t.Errorf("attempts overlapped on two nodes: %v", f.overlap)
+	}
+	if j.Status != StatusCompleted || j.Attempt != 2 {
+		t.Errorf("job after the drain = %s attempt %d, want completed on attempt 2", j.Status, j.Attempt)
+	}
+}
+
+// TestFenceThenRecoverLeavesNothingRunning: a node that fences itself and
+// then writes its heartbeat again records the jobs the fence stopped, so
+// none stays running forever.
+func TestFenceThenRecoverLeavesNothingRunning(t *testing.T) {
+	db := openDB(t)
+	started := make(chan struct{}, 1)
+	s := startNode(t, db, Config{RescueAfter: time.Minute}, func(ctx context.Context, r *Run) (any, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, nil
+	})
+	id, err := s.Submit(t.Context(), "count", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	s.fence("test")
+	s.beat(t.Context())
+	j := wait(t, s, id)
+	if j.Status != StatusFailed || deref(j.Error) != InterruptedError {
+		t.Errorf("job stopped by the fence = %s %s, want failed as interrupted", j.Status, deref(j.Error))
+	}
+}
+
+// TestRestartWithFixedNodeID: a node with a configured id that crashed
+// starts again under the same id, rescuing what it left.
+func TestRestartWithFixedNodeID(t *testing.T) {
+	db := openDB(t)
+	started := make(chan struct{}, 1)
+	block := func(ctx context.Context, r *Run) (any, error) {
+		select {
+		case started <- struct{}{}:
+		default:
+		}
+		<-ctx.Done()
+		return nil, nil
+	}
+	cfg := Config{NodeID: "pod-0", RescueAfter: time.Minute}
+	first := startNode(t, db, cfg, block)
+	id, err := first.Submit(t.Context(), "count", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	first.crash()
+	// A restart is another process: the row now names a pid that is gone.
+	if err := db.Exec("UPDATE chapkit_nodes SET pid = 999999, proc_start = '1' WHERE id = 'pod-0'").Error; err != nil {
+		t.Fatal(err)
+	}
+	second := startNode(t, db, cfg, block)
+	if second.NodeID() != "pod-0" {
+		t.Fatalf("NodeID = %s", second.NodeID())
+	}
+	if j := wait(t, second, id); j.Status != StatusFailed || deref(j.Error) != InterruptedError {
+		t.Errorf("job of the crashed incarnation = %s %s, want failed as interrupted", j.Status, deref(j.Error))
 	}
 }

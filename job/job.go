@@ -1,6 +1,9 @@
 // Package job is chapkit's durable job scheduler: job rows live in the
-// database, run on goroutines behind a FIFO concurrency limit, are woken
-// in-process (no polling), and are recovered when the service starts again.
+// database (SQLite or PostgreSQL), are claimed oldest first by the nodes
+// sharing it and run on goroutines behind each node's concurrency limit.
+// Nodes are woken by their own submissions and by notifications from the
+// others (PostgreSQL), with a slow poll as the fallback, and the jobs of a
+// node that died are rescued (docs/scaling-out.md).
 package job
 
 import (

@@ -2,7 +2,9 @@ package job
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -17,12 +19,21 @@ type Node struct {
 	ID       string `gorm:"primaryKey;type:text"`
 	Hostname string `gorm:"type:text;not null;index"`
 	PID      int    `gorm:"column:pid;not null"`
-	// ProcStart identifies the process beyond its pid: the kernel boot id
-	// and the process start time, so a restarted host or a recycled pid is
-	// not mistaken for the node ("" where /proc is not available).
+	// HostKey identifies the kernel and process namespace the node ran
+	// in (boot id and pid namespace): only a node with the same key can
+	// judge from /proc whether the process is gone, or kill what it
+	// started. Host names are not enough: containers and cloned machines
+	// share them. "" where /proc cannot tell.
+	HostKey string `gorm:"type:text;not null;default:''"`
+	// ProcStart is the process's start time in clock ticks since boot, so
+	// a recycled pid is not mistaken for the node.
 	ProcStart   string `gorm:"type:text;not null;default:''"`
 	StartedMS   int64  `gorm:"column:started_ms;not null"`
 	HeartbeatMS int64  `gorm:"column:heartbeat_ms;not null;index"`
+	// RescueAfterMS is the node's own rescue horizon: others judge its
+	// heartbeat by it, so nodes with different settings can share a
+	// database.
+	RescueAfterMS int64 `gorm:"column:rescue_after_ms;not null;default:15000"`
 }
 
 // TableName pins the table name.
@@ -53,43 +64,59 @@ type NodeInfo struct {
 	Running     int       `json:"running"`
 }
 
-// procStart returns the identity of process pid beyond its number: the boot
-// id and the start time in clock ticks since boot (field 22 of
-// /proc/<pid>/stat). It returns "" when /proc cannot tell.
-func procStart(pid int) string {
+// hostKey identifies this kernel boot and pid namespace: the boot id and
+// the inode of /proc/self/ns/pid. It returns "" when /proc cannot tell.
+func hostKey() string {
 	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
 	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	ns, err := os.Readlink("/proc/self/ns/pid")
 	if err != nil {
 		return ""
+	}
+	return strings.TrimSpace(string(boot)) + "/" + ns
+}
+
+// procStart returns the start time of process pid in clock ticks since
+// boot (field 22 of /proc/<pid>/stat), "" when there is no such process,
+// and an error when /proc cannot be read for another reason.
+func procStart(pid int) (string, error) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
 	}
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// count fields after its closing parenthesis.
 	i := bytes.LastIndexByte(stat, ')')
 	if i < 0 {
-		return ""
+		return "", fmt.Errorf("unreadable /proc/%d/stat", pid)
 	}
 	fields := strings.Fields(string(stat[i+1:]))
 	const startTimeField = 22 - 3 // fields 3.. follow the parenthesis
 	if len(fields) <= startTimeField {
-		return ""
+		return "", fmt.Errorf("unreadable /proc/%d/stat", pid)
 	}
-	return strings.TrimSpace(string(boot)) + ":" + fields[startTimeField]
+	return fields[startTimeField], nil
 }
 
-// processGone reports whether the process a node row describes has ended,
-// judged on this host: its pid is free, or now belongs to another process.
-// It is false when /proc cannot tell (the heartbeat then decides).
-func processGone(pid int, recorded string) bool {
-	if recorded == "" || pid <= 0 {
+// processGone reports whether the process a node row describes has
+// provably ended: the row comes from this kernel boot and pid namespace,
+// and its pid is free or now belongs to a process started at another
+// time. It is false whenever that cannot be proven (another host, or
+// /proc unreadable); the heartbeat then decides.
+func processGone(n *Node, ours string) bool {
+	if ours == "" || n.HostKey != ours || n.PID <= 0 || n.ProcStart == "" {
 		return false
 	}
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		return false // no /proc here
+	now, err := procStart(n.PID)
+	if err != nil {
+		return false
 	}
-	return procStart(pid) != recorded // "" when the pid is free
+	return now != n.ProcStart
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }

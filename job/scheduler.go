@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime/debug"
 	"slices"
@@ -36,8 +37,10 @@ type runEntry struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
 	// released: the entry no longer holds a slot (s.mu). abandoned: it was
-	// released while its call still ran.
-	released, abandoned bool
+	// released while its call still ran. fenced: the fence stopped it, so
+	// it is recorded when the fence lifts.
+	released, abandoned, fenced bool
+	watched                     bool // an abandon watcher runs (s.mu)
 	// detached is set by Run.Detach: a call still running after the
 	// handler returned.
 	detached <-chan struct{}
@@ -60,7 +63,8 @@ type Scheduler struct {
 	cfg      Config
 	log      *slog.Logger
 	handlers map[string]Handler
-	node     Node // this node; ID is set by New
+	kinds    []string // the handlers' kinds, sorted; set by Start
+	node     Node     // this node; ID is set by New
 
 	mu        sync.Mutex
 	st        state
@@ -84,8 +88,14 @@ type Scheduler struct {
 	loopCancel context.CancelFunc
 	wake       chan struct{}
 
-	leader         atomic.Bool
-	lastBeat       atomic.Int64 // local Unix ms of the last heartbeat written
+	leader atomic.Bool
+	// born is a monotonic reference; beatSent is when (since born) the
+	// last heartbeat that was written had been sent, for the watchdog.
+	born           time.Time
+	beatSent       atomic.Int64
+	watchers       sync.WaitGroup // abandon watchers; Add only under mu while loopsOn
+	loopsOn        bool
+	stopped        chan struct{} // closed when Stop has finished
 	abandonedTotal atomic.Int64
 
 	// writes feeds the batching writer (writer.go) while writerOn;
@@ -107,7 +117,8 @@ func New(db *gorm.DB, cfg Config) *Scheduler {
 		cfg:        cfg,
 		log:        cfg.Logger,
 		handlers:   map[string]Handler{},
-		node:       Node{ID: cmp.Or(cfg.NodeID, wire.NewID()), Hostname: hostname(), PID: os.Getpid(), ProcStart: procStart(os.Getpid())},
+		node:       newNode(cfg),
+		born:       time.Now(),
 		maxConc:    cfg.MaxConcurrency,
 		running:    map[string]*runEntry{},
 		abandoned:  map[string]*runEntry{},
@@ -118,6 +129,17 @@ func New(db *gorm.DB, cfg Config) *Scheduler {
 		writerDone: make(chan struct{}),
 	}
 }
+
+func newNode(cfg Config) Node {
+	start, _ := procStart(os.Getpid())
+	return Node{ID: cmp.Or(cfg.NodeID, wire.NewID()), Hostname: hostname(), PID: os.Getpid(), HostKey: hostKey(),
+		ProcStart: start, RescueAfterMS: cfg.RescueAfter.Milliseconds()}
+}
+
+// freshMS is the heartbeat age, in ms, past which this node stops taking
+// and running work: three quarters of its rescue horizon, so that it has
+// stopped before any other node may rescue its jobs.
+func (s *Scheduler) freshMS() int64 { return (s.cfg.RescueAfter * 3 / 4).Milliseconds() }
 
 // Migrate creates or updates the tables of jobs, nodes and leases.
 func Migrate(ctx context.Context, db *gorm.DB) error {
@@ -203,15 +225,24 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		return err
 	}
 	s.d = d
+	s.mu.Lock()
+	s.kinds = slices.Sorted(maps.Keys(s.handlers))
+	s.mu.Unlock()
+	if len(s.kinds) == 0 {
+		// A node without handlers claims nothing; IN () is not valid SQL.
+		s.kinds = []string{""}
+	}
 	if err := s.register(ctx); err != nil {
 		return fmt.Errorf("job: register node: %w", err)
 	}
 	rescued, err := s.recover(ctx)
 	if err != nil {
+		s.deregister()
 		return fmt.Errorf("job: recover jobs: %w", err)
 	}
 	pending, err := s.countPending(ctx)
 	if err != nil {
+		s.deregister()
 		return fmt.Errorf("job: count pending jobs: %w", err)
 	}
 	if rescued+pending > 0 {
@@ -234,9 +265,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.runCtx, s.runCancel = context.WithCancelCause(context.Background())
 	s.loopCtx, s.loopCancel = context.WithCancel(context.Background())
 	s.st = stateStarted
-	s.loops.Add(2)
+	s.loopsOn = true
+	s.loops.Add(4)
 	go s.fetchLoop()
 	go s.heartbeatLoop()
+	go s.watchdogLoop()
+	go s.maintenanceLoop()
 	if s.cfg.Listener != nil {
 		s.loops.Add(1)
 		go func() {
@@ -381,7 +415,14 @@ func (s *Scheduler) fill(ctx context.Context) {
 		// Not clamped: a claim can count a job before the Submit that
 		// stored it does, and the two must cancel out.
 		s.pendingEst -= len(jobs)
+		var again []*Job
 		for _, j := range jobs {
+			if s.running[j.ID] != nil {
+				// An earlier attempt of this job still winds down here:
+				// give the new one back rather than run both.
+				again = append(again, j)
+				continue
+			}
 			jctx, cancel := context.WithCancelCause(s.runCtx)
 			e := &runEntry{job: j, ctx: jctx, cancel: cancel, done: make(chan struct{})}
 			s.running[j.ID] = e
@@ -389,8 +430,13 @@ func (s *Scheduler) fill(ctx context.Context) {
 			go s.work(e)
 		}
 		s.mu.Unlock()
+		if len(again) > 0 {
+			s.unclaim(again)
+		}
 		for _, j := range jobs {
-			s.changed(j.clone(), StatusPending)
+			if !slices.Contains(again, j) {
+				s.changed(j.clone(), StatusPending)
+			}
 		}
 		if len(jobs) < n {
 			return
@@ -405,7 +451,8 @@ func (s *Scheduler) claim(ctx context.Context, n int) ([]*Job, error) {
 	// On PostgreSQL the claim tells the other nodes in the same
 	// transaction, so subscribers everywhere see the job start.
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		if err := tx.Raw(s.d.claim, s.d.claimArgs(now, s.node.ID, n)...).Scan(&jobs).Error; err != nil || len(jobs) == 0 {
+		args := map[string]any{"started": now, "node": s.node.ID, "limit": n, "kinds": s.kinds, "fresh": s.freshMS()}
+		if err := tx.Raw(s.d.claim, args).Scan(&jobs).Error; err != nil || len(jobs) == 0 {
 			return err
 		}
 		ids := make([]string, len(jobs))
@@ -424,19 +471,9 @@ func (s *Scheduler) claim(ctx context.Context, n int) ([]*Job, error) {
 		if c := a.SubmittedAt.Compare(b.SubmittedAt); c != 0 {
 			return c
 		}
-		return compareStrings(a.ID, b.ID)
+		return strings.Compare(a.ID, b.ID)
 	})
 	return jobs, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // unclaim puts jobs this node claimed but will not run back to pending.
@@ -515,9 +552,16 @@ func (s *Scheduler) linger(e *runEntry, done <-chan struct{}) {
 // watchCancelled abandons a cancelled job whose call has not returned
 // within Config.AbandonAfter.
 func (s *Scheduler) watchCancelled(e *runEntry) {
-	s.loops.Add(1)
+	s.mu.Lock()
+	if !s.loopsOn || e.watched {
+		s.mu.Unlock()
+		return
+	}
+	e.watched = true
+	s.watchers.Add(1)
+	s.mu.Unlock()
 	go func() {
-		defer s.loops.Done()
+		defer s.watchers.Done()
 		t := time.NewTimer(s.cfg.AbandonAfter)
 		defer t.Stop()
 		select {
@@ -580,6 +624,18 @@ func (p *panicError) ErrorType() string { return "panic" }
 func (s *Scheduler) complete(j *Job, result any) {
 	finished := wire.Now()
 	res := s.write(&writeOp{kind: opComplete, job: j, at: finished, result: result})
+	// A busy or briefly unreachable database must not turn a job that
+	// succeeded into a failed one: retry the completion a few times.
+	for wait := 100 * time.Millisecond; res.err != nil && problem.Temporary(res.err) && wait <= 3200*time.Millisecond; wait *= 2 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-s.runCtx.Done():
+			t.Stop()
+			return
+		}
+		res = s.write(&writeOp{kind: opComplete, job: j, at: finished, result: result})
+	}
 	switch {
 	case errors.Is(res.err, errWriterStopped):
 		return // stopped meanwhile: Stop recorded the job as interrupted
@@ -617,7 +673,7 @@ func (s *Scheduler) fail(j *Job, from Status, cause error, stack []byte) {
 	if len(stack) > 0 {
 		trace = line + "\n\n" + string(stack)
 	}
-	applied, err := s.update(s.runCtx, j.ID, from, map[string]any{"status": StatusFailed, "finished_at": finished, "error": line, "error_traceback": trace})
+	applied, err := s.update(s.runCtx, j.ID, j.Attempt, from, map[string]any{"status": StatusFailed, "finished_at": finished, "error": line, "error_traceback": trace})
 	if err != nil {
 		s.log.Error("store job failure", "job_id", j.ID, "error", err, "job_error", line)
 		return
@@ -630,13 +686,14 @@ func (s *Scheduler) fail(j *Job, from Status, cause error, stack []byte) {
 	s.log.Info("job failed", "job_id", j.ID, "kind", j.Kind, "error", line)
 }
 
-// update applies values to job id if it is still in status from (and, when
-// running, still on this node), telling the other nodes. It reports
+// update applies values to job id if it is still the same attempt in
+// status from (and, when running, still on this node), telling the other
+// nodes. It reports
 // whether the row changed.
-func (s *Scheduler) update(ctx context.Context, id string, from Status, values map[string]any) (bool, error) {
+func (s *Scheduler) update(ctx context.Context, id string, attempt int, from Status, values map[string]any) (bool, error) {
 	var applied bool
 	err := s.tx(ctx, func(tx *gorm.DB) error {
-		q := tx.Model(&Job{}).Where("id = ? AND status = ?", id, from)
+		q := tx.Model(&Job{}).Where("id = ? AND status = ? AND attempt = ?", id, from, attempt)
 		if from == StatusRunning {
 			q = q.Where("node = ?", s.node.ID)
 		}

@@ -197,7 +197,7 @@ func (s *Scheduler) flushCompletion(tx *gorm.DB, i int, op *writeOp) writeResult
 		}
 	}
 	if err == nil {
-		res := tx.Model(&Job{}).Where("id = ? AND status = ? AND node = ?", op.job.ID, StatusRunning, s.node.ID).
+		res := tx.Model(&Job{}).Where("id = ? AND status = ? AND node = ? AND attempt = ?", op.job.ID, StatusRunning, s.node.ID, op.job.Attempt).
 			Updates(map[string]any{"status": StatusCompleted, "finished_at": op.at, "artifact_id": artifactID})
 		if err = res.Error; err == nil && res.RowsAffected == 1 {
 			return writeResult{applied: true, artifactID: artifactID}
