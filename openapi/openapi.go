@@ -6,14 +6,42 @@
 // more detail than the generic entry they get.
 package openapi
 
+import "encoding/json"
+
 // Document is an OpenAPI 3.1 document, as chapkit.App.OpenAPI builds it.
 type Document struct {
 	OpenAPI    string                           `json:"openapi"`
 	Info       Info                             `json:"info"`
+	Servers    []Server                         `json:"servers,omitempty"`
 	Tags       []Tag                            `json:"tags,omitempty"`
 	Paths      map[string]map[string]*Operation `json:"paths"`
 	Components Components                       `json:"components"`
-	Security   []map[string][]string            `json:"security,omitempty"`
+	// Security is the requirement of every operation that has none of its
+	// own. Nil leaves the key out; an empty, non-nil list is sent as []:
+	// no operation needs credentials (said explicitly, so that a reader
+	// or linter does not have to guess).
+	Security []map[string][]string `json:"security,omitempty"`
+}
+
+// MarshalJSON writes d, sending an empty, non-nil Security as [] where
+// the field's omitempty would drop it.
+func (d Document) MarshalJSON() ([]byte, error) {
+	type plain Document
+	out := struct {
+		plain
+		Security *[]map[string][]string `json:"security,omitempty"`
+	}{plain: plain(d)}
+	if d.Security != nil {
+		out.Security = &d.Security
+	}
+	return json.Marshal(out)
+}
+
+// Server is a base URL of the API. A relative URL is resolved against the
+// URL the document was fetched from.
+type Server struct {
+	URL         string `json:"url"`
+	Description string `json:"description,omitempty"`
 }
 
 // Info is the info object.

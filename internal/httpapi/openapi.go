@@ -155,7 +155,13 @@ func (s *Server) OpenAPI() *openapi.Document {
 	doc := &openapi.Document{
 		OpenAPI: "3.1.0",
 		Info:    openapi.Info{Title: s.d.Title, Version: s.d.Version, Summary: s.d.Summary, Description: s.d.Description},
+		// "/" is what a reader assumes without servers; spelled out so
+		// linters and generators need not assume. Relative, it keeps
+		// working behind a proxy that serves the document elsewhere.
+		Servers: []openapi.Server{{URL: "/"}},
 		Paths:   map[string]map[string]*openapi.Operation{},
+		// No credentials needed unless auth is on (set below).
+		Security: []map[string][]string{},
 	}
 	errorShapes(g)
 	auth := s.d.Auth != nil
