@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chapkit-go/chapkit/internal/pgtest"
 	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
@@ -53,6 +54,7 @@ func binary(t *testing.T, name string) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
