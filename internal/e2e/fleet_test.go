@@ -215,9 +215,8 @@ func (f *fleet) settle(i int, within time.Duration) {
 // checkOnce checks that each of want completed on a node of the fleet's
 // history with exactly one artifact, whose stdout is the job's own id
 // (the task echoes $CHAPKIT_JOB_ID), and that there are no other jobs or
-// artifacts. extra is how many jobs may exist beyond want (submissions
-// whose answer was lost). It returns the completed jobs per node id.
-func (f *fleet) checkOnce(i int, want []string, extra int) map[string]int {
+// artifacts. It returns the completed jobs per node id.
+func (f *fleet) checkOnce(i int, want []string) map[string]int {
 	t := f.t
 	t.Helper()
 	var list []fleetJob
@@ -244,13 +243,8 @@ func (f *fleet) checkOnce(i int, want []string, extra int) map[string]int {
 		}
 		artifactJob[*j.ArtifactID] = id
 	}
-	if len(jobs) < len(want) || len(jobs) > len(want)+extra {
-		t.Errorf("%d jobs stored for %d accepted submissions (%d answers lost)", len(jobs), len(want), extra)
-	}
-	for id, j := range jobs {
-		if j.Status != "completed" {
-			t.Errorf("unaccepted job %s ended %s", id, j.Status)
-		}
+	if len(jobs) != len(want) {
+		t.Errorf("%d jobs stored for %d accepted submissions", len(jobs), len(want))
 	}
 	var arts []struct {
 		ID   string `json:"id"`
@@ -409,7 +403,7 @@ func testRoundRobin(t *testing.T) {
 	f.settle(1, 5*time.Minute)
 	elapsed := time.Since(began)
 
-	perNode := f.checkOnce(2, ids, 0)
+	perNode := f.checkOnce(2, ids)
 	var counts []int
 	for i, id := range f.ids {
 		if perNode[id] == 0 {
@@ -666,7 +660,11 @@ func testRollingRestart(t *testing.T) {
 
 	var mu sync.Mutex
 	var accepted []string
-	lost := 0     // requests whose answer never came: the job may exist
+	// A request written on a kept-alive connection just as the stopping
+	// node closes it gets no answer. The server had not read it, so it
+	// must have created no job: checkOnce finds no job beyond the
+	// accepted ones, which is what makes retrying such a request safe.
+	lost := 0
 	refusals := 0 // 503 from a draining node, or no listener
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(accepted) }
 	stop := make(chan struct{})
@@ -750,7 +748,7 @@ func testRollingRestart(t *testing.T) {
 	f.settle(0, 2*time.Minute)
 	mu.Lock()
 	defer mu.Unlock()
-	perNode := f.checkOnce(1, accepted, lost)
+	perNode := f.checkOnce(1, accepted)
 	for _, id := range append(oldIDs, f.ids...) {
 		if perNode[id] == 0 {
 			t.Errorf("node %s ran no job: %v", id, perNode)
