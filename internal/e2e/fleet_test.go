@@ -257,6 +257,9 @@ func (f *fleet) checkOnce(i int, want []string) map[string]int {
 	runs := map[string]int{} // job id → artifacts that its run wrote
 	for _, a := range arts {
 		runs[strings.TrimSpace(a.Data.Stdout)]++
+		if a.Data.ExitCode != 0 {
+			t.Errorf("artifact %s: exit code %d", a.ID, a.Data.ExitCode)
+		}
 		if id, ok := artifactJob[a.ID]; ok && strings.TrimSpace(a.Data.Stdout) != id {
 			t.Errorf("artifact %s of job %s holds the output of %q", a.ID, id, a.Data.Stdout)
 		}
