@@ -20,39 +20,46 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chapkit-go/chapkit/internal/pgtest"
 	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
-// binaries are built once per test run.
+// binaries are built once per test run, each when a test first needs it,
+// so running one test builds one example.
 var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
+	binMu    sync.Mutex
+	binDir   string
+	binBuilt = map[string]error{}
 )
 
 func binary(t *testing.T, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "chapkit-e2e-")
-		if buildErr != nil {
-			return
+	binMu.Lock()
+	defer binMu.Unlock()
+	if binDir == "" {
+		dir, err := os.MkdirTemp("", "chapkit-e2e-")
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, ex := range []string{"task_execution", "function_tasks", "readonly_tasks"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, ex), "../../examples/"+ex)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", ex, err, out)
-				return
-			}
+		binDir = dir
+	}
+	err, done := binBuilt[name]
+	if !done {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "../../examples/"+name)
+		if out, berr := cmd.CombinedOutput(); berr != nil {
+			err = fmt.Errorf("build %s: %v\n%s", name, berr, out)
 		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+		binBuilt[name] = err
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	return filepath.Join(binDir, name)
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	pgtest.Stop()
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
