@@ -40,6 +40,8 @@ type options struct {
 	md         string
 	dir        string
 	profileDir string
+	engines    map[string]bool
+	pgURL      string
 }
 
 func main() {
@@ -61,6 +63,9 @@ func main() {
 	flag.StringVar(&reportFrom, "report", "", "only write the report (-md) and ratio rows from this JSONL file")
 	flag.StringVar(&o.dir, "dir", "", "directory for the database files (default: a temporary one)")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every run of ours into this directory")
+	var engines string
+	flag.StringVar(&engines, "engines", "sqlite,postgres", "engines to run: sqlite, postgres or both")
+	flag.StringVar(&o.pgURL, "pg", "", "URL of a PostgreSQL server (a role allowed to create databases) instead of a throwaway cluster")
 	flag.Parse()
 	runtime.GOMAXPROCS(2)
 
@@ -80,7 +85,7 @@ func main() {
 		return
 	}
 	if reportFrom != "" {
-		results, err := readResults(reportFrom)
+		results, err := readResults(strings.Split(reportFrom, ",")...)
 		if err != nil {
 			fatal(err)
 		}
@@ -93,6 +98,10 @@ func main() {
 		return
 	}
 	o.syncs = strings.Split(strings.ToUpper(syncs), ",")
+	o.engines = map[string]bool{}
+	for _, e := range strings.Split(engines, ",") {
+		o.engines[strings.ToLower(strings.TrimSpace(e))] = true
+	}
 	o.workloads = map[string]bool{}
 	for _, w := range strings.Split(workloads, ",") {
 		o.workloads[strings.TrimSpace(w)] = true
@@ -148,16 +157,27 @@ type runner struct {
 	out     io.Writer
 	results []Result
 	count   int
+	pg      *pgServer
 }
 
 func (r *runner) run(ctx context.Context, spec Spec) Result {
 	r.count++
-	spec.DB = filepath.Join(r.dir, fmt.Sprintf("run-%04d.db", r.count))
-	if r.o.profileDir != "" && spec.System == "ours" {
-		spec.Profile = filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-c%d-r%.0f-%s-%d.pprof", spec.Workload, spec.Synchronous, spec.Concurrency, spec.Rate, spec.Config, spec.Rep))
-	}
 	t0 := time.Now()
 	var res Result
+	if spec.Engine == enginePG {
+		name := fmt.Sprintf("bench_run_%04d", r.count)
+		u, err := r.pg.createDB(ctx, name)
+		if err != nil {
+			return r.record(spec, Result{Spec: spec, Error: "create database: " + err.Error()}, t0)
+		}
+		defer r.pg.dropDB(name)
+		spec.DB = u
+	} else {
+		spec.DB = filepath.Join(r.dir, fmt.Sprintf("run-%04d.db", r.count))
+	}
+	if r.o.profileDir != "" && spec.System == "ours" && spec.Profile == "" {
+		spec.Profile = filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-c%d-r%.0f-%s-%d.pprof", spec.Workload, spec.matrix(), spec.Concurrency, spec.Rate, spec.Config, spec.Rep))
+	}
 	if spec.Workload == "w4" {
 		m, err := crashRun(ctx, r.self, spec)
 		res = Result{Spec: spec, Metrics: m}
@@ -167,16 +187,23 @@ func (r *runner) run(ctx context.Context, spec Spec) Result {
 	} else {
 		res = r.runChildProcess(ctx, spec)
 	}
-	for _, suffix := range []string{"", "-wal", "-shm", ".runlog"} {
-		_ = os.Remove(spec.DB + suffix)
+	if spec.Engine != enginePG {
+		for _, suffix := range []string{"", "-wal", "-shm", ".runlog"} {
+			_ = os.Remove(spec.DB + suffix)
+		}
 	}
+	return r.record(spec, res, t0)
+}
+
+// record prints one run's line and appends its result.
+func (r *runner) record(spec Spec, res Result, t0 time.Time) Result {
 	res.Spec.DB, res.Spec.RunLog = "", ""
 	status := "ok"
 	if res.Error != "" {
 		status = "error: " + res.Error
 	}
-	fmt.Fprintf(os.Stderr, "%-3s %-6s %-10s %-6s c=%-3d rate=%-6.0f rep=%d %5.1fs %s\n",
-		spec.Workload, spec.System, spec.Config, spec.Synchronous, spec.Concurrency, spec.Rate, spec.Rep, time.Since(t0).Seconds(), status)
+	fmt.Fprintf(os.Stderr, "%-3s %-6s %-10s %-8s c=%-3d rate=%-6.0f rep=%d %5.1fs %s\n",
+		spec.Workload, spec.System, spec.Config, spec.matrix(), spec.Concurrency, spec.Rate, spec.Rep, time.Since(t0).Seconds(), status)
 	line, _ := json.Marshal(struct {
 		Type string `json:"type"`
 		Result
@@ -272,6 +299,9 @@ func run(ctx context.Context, o options) error {
 		crashSystems = []sysConf{{"ours", "rescue"}, {"river", "rescue"}, {"goqite", "rescue"}}
 	}
 	start := time.Now()
+	if !o.engines["sqlite"] {
+		o.syncs = nil
+	}
 	for _, sync := range o.syncs {
 		if ctx.Err() != nil {
 			break
@@ -331,6 +361,9 @@ func run(ctx context.Context, o options) error {
 			}
 			r.reps(ctx, specs)
 		}
+	}
+	if o.engines[enginePG] && ctx.Err() == nil {
+		r.runPG(ctx, f)
 	}
 	if ctx.Err() == nil {
 		fmt.Fprintf(f, "{\"type\":\"end\",\"seconds\":%.0f}\n", time.Since(start).Seconds())

@@ -26,6 +26,8 @@ func runChild(ctx context.Context, spec Spec) (map[string]float64, error) {
 			return oursShell(ctx, spec)
 		}
 		return peerShell(ctx, spec)
+	case "w4n":
+		return threeNodes(ctx, spec)
 	case "w6":
 		return httpSSE(ctx, spec)
 	}
@@ -116,10 +118,12 @@ func burnDown(ctx context.Context, spec Spec) (map[string]float64, error) {
 		"jobs_per_s":        float64(done) / elapsed.Seconds(),
 		"cpu_s_per_1k_jobs": cpu / float64(max(done, 1)) * 1000,
 		"peak_rss_mb":       peakRSSMB(),
-		"db_size_mb":        float64(dbSize(spec.DB)) / (1 << 20),
 		"done":              float64(done),
 		"insert_s":          insert.Seconds(),
 		"drain_s":           elapsed.Seconds(),
+	}
+	if spec.Engine != enginePG {
+		m["db_size_mb"] = float64(dbSize(spec.DB)) / (1 << 20)
 	}
 	return m, nil
 }
@@ -262,4 +266,84 @@ func peerShell(ctx context.Context, spec Spec) (map[string]float64, error) {
 	defer cancel()
 	_ = q.stop(stopCtx)
 	return map[string]float64{"jobs_per_s": float64(done) / el.Seconds(), "done": float64(done)}, nil
+}
+
+// threeNodes is W4 on PostgreSQL: three nodes (three schedulers, or three
+// River clients, each with its own connection pool) in this process share
+// one database and drain a backlog of N no-op jobs inserted before they
+// start, at Concurrency workers each. It counts every start and every
+// completion per job, so a job run or completed twice shows.
+func threeNodes(ctx context.Context, spec Spec) (map[string]float64, error) {
+	const nodes = 3
+	starts := make([]atomic.Int32, spec.Jobs)
+	dones := make([]atomic.Int32, spec.Jobs)
+	var perNode [nodes]atomic.Int64
+	c := newCounter(spec.Jobs)
+	qs := make([]queue, nodes)
+	for i := range nodes {
+		q, err := newQueue(ctx, spec, hooks{
+			onStart: func(p payload) {
+				if p.Seq >= 0 && p.Seq < spec.Jobs {
+					starts[p.Seq].Add(1)
+				}
+			},
+			onDone: func(p payload) {
+				if p.Seq >= 0 && p.Seq < spec.Jobs && dones[p.Seq].Add(1) == 1 {
+					c.add()
+				}
+				perNode[i].Add(1)
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		qs[i] = q
+	}
+	ps := make([]payload, spec.Jobs)
+	for i := range ps {
+		ps[i].Seq = i
+	}
+	if err := qs[0].insertBulk(ctx, ps); err != nil {
+		return nil, err
+	}
+	cpu0 := cpuSeconds()
+	t0 := time.Now()
+	for _, q := range qs {
+		if err := q.start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	waitCap(c, time.Duration(spec.CapSeconds*float64(time.Second)))
+	elapsed := time.Since(t0)
+	cpu := cpuSeconds() - cpu0
+	done := c.load()
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var stopErr error
+	for _, q := range qs {
+		if err := q.stop(stopCtx); err != nil && !errors.Is(err, context.Canceled) && stopErr == nil {
+			stopErr = err
+		}
+	}
+	if stopErr != nil {
+		return nil, fmt.Errorf("stop: %w", stopErr)
+	}
+	dupRuns, dupDone := 0, 0
+	for i := range spec.Jobs {
+		dupRuns += max(0, int(starts[i].Load())-1)
+		dupDone += max(0, int(dones[i].Load())-1)
+	}
+	minShare := 1.0
+	for i := range nodes {
+		minShare = min(minShare, float64(perNode[i].Load())/float64(max(done, 1)))
+	}
+	return map[string]float64{
+		"jobs_per_s":        float64(done) / elapsed.Seconds(),
+		"cpu_s_per_1k_jobs": cpu / float64(max(done, 1)) * 1000,
+		"done":              float64(done),
+		"duplicate_runs":    float64(dupRuns),
+		"completed_twice":   float64(dupDone),
+		"min_node_share":    minShare,
+		"drain_s":           elapsed.Seconds(),
+	}, nil
 }
