@@ -1,8 +1,16 @@
 // Command bench compares chapkit's job scheduler with River and goqite on
-// the same SQLite driver, one system at a time.
+// the same SQLite driver, and with River on PostgreSQL, one system at a
+// time.
 //
-//	cd bench && go run . -quick                   # about a minute, smoke run
+//	cd bench && go run . -quick                   # under two minutes, smoke run
 //	cd bench && go run . -md ../BENCHMARKS.md     # the full matrix
+//	cd bench && go run . -engines postgres -reps 3 -out results/pg.jsonl
+//	cd bench && go run . -report results/run.jsonl,results/pg.jsonl -md ../BENCHMARKS.md
+//
+// The PostgreSQL matrix runs on the server named by -pg, or on a throwaway
+// cluster the bench starts from the installed PostgreSQL binaries with
+// PostgreSQL's default durability (fsync on); without either it is skipped
+// with the reason printed.
 //
 // Each measurement runs in a fresh child process (this binary re-executed
 // in worker mode) on a fresh database file, so CPU time and peak RSS are
@@ -49,7 +57,7 @@ func main() {
 	crashChild := flag.String("crash-worker", "", "internal: run a W4 worker described by this JSON spec")
 	var o options
 	var syncs, workloads, reportFrom string
-	flag.BoolVar(&o.quick, "quick", false, "smoke run: one repetition, NORMAL only, tuned peers, short windows (about a minute)")
+	flag.BoolVar(&o.quick, "quick", false, "smoke run: one repetition, NORMAL only, tuned peers, short windows, one small PostgreSQL cell (under two minutes)")
 	flag.IntVar(&o.reps, "reps", 5, "repetitions per cell")
 	flag.StringVar(&syncs, "sync", "NORMAL,FULL", "SQLite synchronous modes, each a separate matrix")
 	flag.StringVar(&workloads, "workloads", "w1,w2,w3,w4,w6", "workloads to run")

@@ -62,7 +62,7 @@ func writeMarkdown(path string, rf *resultFile, source string) error {
 	for _, meta := range rf.metas {
 		p("go run . %s   # %s\n", strings.Join(meta.Args, " "), meta.Started)
 	}
-	p("go run . -quick   # one-minute smoke run, prints the ratio rows\n")
+	p("go run . -quick   # smoke run (under two minutes), prints the ratio rows\n")
 	p("go run . -report %s -md ../BENCHMARKS.md   # regenerate this file from the JSONL\n```\n\n", source)
 	for i, meta := range rf.metas {
 		p("Options of run %d: `%s`. ", i+1, string(meta.Options))
