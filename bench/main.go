@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -172,14 +173,17 @@ func (r *runner) run(ctx context.Context, spec Spec) Result {
 	r.count++
 	t0 := time.Now()
 	var res Result
+	serverCPU0 := math.NaN()
+	pgName := ""
 	if spec.Engine == enginePG {
-		name := fmt.Sprintf("bench_run_%04d", r.count)
-		u, err := r.pg.createDB(ctx, name)
+		pgName = fmt.Sprintf("bench_run_%04d", r.count)
+		u, err := r.pg.createDB(ctx, pgName)
 		if err != nil {
 			return r.record(spec, Result{Spec: spec, Error: "create database: " + err.Error()}, t0)
 		}
-		defer r.pg.dropDB(name)
+		defer r.pg.dropDB(pgName)
 		spec.DB = u
+		serverCPU0 = r.pg.serverCPU()
 	} else {
 		spec.DB = filepath.Join(r.dir, fmt.Sprintf("run-%04d.db", r.count))
 	}
@@ -198,6 +202,16 @@ func (r *runner) run(ctx context.Context, spec Spec) Result {
 	if spec.Engine != enginePG {
 		for _, suffix := range []string{"", "-wal", "-shm", ".runlog"} {
 			_ = os.Remove(spec.DB + suffix)
+		}
+	} else if !math.IsNaN(serverCPU0) && res.Metrics != nil {
+		// The server's CPU over the whole child run (set-up, insert,
+		// drain, stop): a rough cost of the system on the server side.
+		r.pg.waitIdle(ctx, pgName)
+		if cpu := r.pg.serverCPU() - serverCPU0; cpu >= 0 {
+			res.Metrics["server_cpu_s"] = cpu
+			if d := res.Metrics["done"]; d > 0 {
+				res.Metrics["server_cpu_s_per_1k_jobs"] = cpu / d * 1000
+			}
 		}
 	}
 	return r.record(spec, res, t0)

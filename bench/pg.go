@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"os/exec"
@@ -217,4 +218,77 @@ func (s *pgServer) stop() {
 	}
 	_ = os.RemoveAll(s.dir)
 	s.cmd = nil
+}
+
+// serverCPU is the CPU time in seconds the throwaway cluster has used so
+// far: the postmaster's own, what its exited children used (it reaps
+// them, so their time lands in its cutime and cstime), and that of its
+// live children (background writers, backends still connected). NaN for
+// a server named by -pg, whose processes the bench cannot see.
+func (s *pgServer) serverCPU() float64 {
+	if s == nil || s.cmd == nil || s.cmd.Process == nil {
+		return math.NaN()
+	}
+	pid := s.cmd.Process.Pid
+	const ticks = 100 // USER_HZ, 100 on Linux
+	total := 0.0
+	if f := procStat(pid); f != nil {
+		for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			v, _ := strconv.ParseFloat(f[i], 64)
+			total += v
+		}
+	} else {
+		return math.NaN()
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil || child == pid {
+			continue
+		}
+		f := procStat(child)
+		if f == nil || f[1] != strconv.Itoa(pid) {
+			continue
+		}
+		for _, i := range []int{11, 12} {
+			v, _ := strconv.ParseFloat(f[i], 64)
+			total += v
+		}
+	}
+	return total / ticks
+}
+
+// procStat returns the fields of /proc/<pid>/stat after the command name
+// (field 3, the state, is index 0), or nil.
+func procStat(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return nil
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return nil
+	}
+	return f
+}
+
+// waitIdle waits (up to 5 s) until no session is connected to database
+// name, so that the backends of a finished run have exited and their CPU
+// time is counted.
+func (s *pgServer) waitIdle(ctx context.Context, name string) {
+	db, err := sql.Open("pgx", s.admin)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var n int
+		if db.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1", name).Scan(&n) != nil || n == 0 {
+			return
+		}
+	}
 }

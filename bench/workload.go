@@ -78,7 +78,23 @@ func waitCap(c *counter, limit time.Duration) bool {
 // burnDown is W1: N no-op jobs inserted in bulk, then drained.
 func burnDown(ctx context.Context, spec Spec) (map[string]float64, error) {
 	c := newCounter(spec.Jobs)
-	q, err := newQueue(ctx, spec, hooks{onDone: func(payload) { c.add() }})
+	// When and where each job started and was seen done, to split a
+	// concurrency-1 drain into its steps.
+	started := make([]atomic.Int64, spec.Jobs)
+	finished := make([]atomic.Int64, spec.Jobs)
+	q, err := newQueue(ctx, spec, hooks{
+		onStart: func(p payload) {
+			if p.Seq >= 0 && p.Seq < spec.Jobs {
+				started[p.Seq].Store(time.Now().UnixNano())
+			}
+		},
+		onDone: func(p payload) {
+			if p.Seq >= 0 && p.Seq < spec.Jobs {
+				finished[p.Seq].Store(time.Now().UnixNano())
+			}
+			c.add()
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +140,30 @@ func burnDown(ctx context.Context, spec Spec) (map[string]float64, error) {
 	}
 	if spec.Engine != enginePG {
 		m["db_size_mb"] = float64(dbSize(spec.DB)) / (1 << 20)
+	}
+	if spec.Concurrency == 1 {
+		// At concurrency 1 the jobs run in submission order: the gap from
+		// one job seen done to the next one's start is the hand-over
+		// (claim or fetch), start to done is the run plus storing the
+		// completion. A negative gap means the next job started before
+		// the previous one's completion was stored.
+		var gap, run latencies
+		var gapNeg int
+		for i := 1; i < spec.Jobs; i++ {
+			s0, d0, s1, d1 := started[i-1].Load(), finished[i-1].Load(), started[i].Load(), finished[i].Load()
+			if s0 == 0 || d0 == 0 || s1 == 0 || d1 == 0 {
+				break
+			}
+			if s1 < d0 {
+				gapNeg++
+			} else {
+				gap = append(gap, time.Duration(s1-d0))
+			}
+			run = append(run, time.Duration(d1-s1))
+		}
+		m["c1_handover_p50_ms"] = gap.pct(50)
+		m["c1_start_to_done_p50_ms"] = run.pct(50)
+		m["c1_started_before_previous_done"] = float64(gapNeg) / float64(max(len(run), 1))
 	}
 	return m, nil
 }
