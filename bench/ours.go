@@ -23,8 +23,9 @@ const benchKind = "bench"
 // workload's concurrency.
 //
 // On SQLite the handler returns nothing, as the SQLite tables have always
-// measured it. On PostgreSQL every job stores an artifact the way a task
-// execution does: the handler returns a job.Committer that inserts the
+// measured it. On PostgreSQL (but in configuration "no-artifact", which
+// shows what the artifact costs) every job stores an artifact the way a
+// task execution does: the handler returns a job.Committer that inserts the
 // artifact (artifact.Manager.Insert) in the transaction that completes the
 // job, with data shaped like a function task's artifact.
 type oursQueue struct {
@@ -50,7 +51,7 @@ func newOursQueue(ctx context.Context, spec Spec, h hooks) (*oursQueue, error) {
 		return nil, err
 	}
 	q := &oursQueue{spec: spec, h: h, db: db}
-	if spec.Engine == enginePG {
+	if spec.Engine == enginePG && spec.Config != "no-artifact" {
 		if err := artifact.Migrate(ctx, db); err != nil {
 			return nil, err
 		}

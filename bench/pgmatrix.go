@@ -91,6 +91,12 @@ func (r *runner) runPG(ctx context.Context, f io.Writer) {
 			specs = append(specs, Spec{Workload: "w4n", Engine: enginePG, System: sc.system, Config: sc.config, Concurrency: pgW4NodeConc, Jobs: r.o.jobs, CapSeconds: 2 * r.o.w1Cap})
 		}
 	}
+	if !r.o.quick {
+		// What the artifact costs ours: the same W1 cells without it.
+		for _, c := range concs {
+			specs = append(specs, Spec{Workload: "w1", Engine: enginePG, System: "ours", Config: "no-artifact", Concurrency: c, Jobs: r.o.jobs, CapSeconds: r.o.w1Cap})
+		}
+	}
 	r.reps(ctx, specs)
 	if ctx.Err() == nil && !r.o.quick {
 		r.profileRun(ctx, f)
