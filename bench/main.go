@@ -51,6 +51,7 @@ type options struct {
 	profileDir string
 	engines    map[string]bool
 	pgURL      string
+	pgProfile  string
 }
 
 func main() {
@@ -75,6 +76,7 @@ func main() {
 	var engines string
 	flag.StringVar(&engines, "engines", "sqlite,postgres", "engines to run: sqlite, postgres or both")
 	flag.StringVar(&o.pgURL, "pg", "", "URL of a PostgreSQL server (a role allowed to create databases) instead of a throwaway cluster")
+	flag.StringVar(&o.pgProfile, "pg-profile", "", "keep the CPU profile of ours on PostgreSQL, W1 at concurrency 8, in this file (default: a temporary file)")
 	flag.Parse()
 	runtime.GOMAXPROCS(2)
 
@@ -150,6 +152,12 @@ func childMain(ctx context.Context, raw string) int {
 	}
 	res := Result{Spec: spec}
 	m, err := runChild(ctx, spec)
+	// JSON has no NaN or infinity: a metric without a value is left out.
+	for k, v := range m {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			delete(m, k)
+		}
+	}
 	res.Metrics = m
 	if err != nil {
 		res.Error = err.Error()

@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -37,7 +39,11 @@ type profileLine struct {
 	Cum    []string `json:"cum"`  // go tool pprof -top -cum, the table rows
 	Flat   []string `json:"flat"` // go tool pprof -top, the table rows
 	Header []string `json:"header"`
-	Error  string   `json:"error,omitempty"`
+	// Waits are the server sessions of the run sampled every 10 ms:
+	// count, wait event (CPU when none) and the statement's start.
+	Waits   []string `json:"waits,omitempty"`
+	Samples int      `json:"samples,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // runPG runs the PostgreSQL matrix: every system one after another on
@@ -83,6 +89,9 @@ func (r *runner) runPG(ctx context.Context, f io.Writer) {
 		}
 	}
 	for _, sc := range systems {
+		if !r.o.workloads["w2"] {
+			break
+		}
 		specs = append(specs, Spec{Workload: "w2", Engine: enginePG, System: sc.system, Config: sc.config, Concurrency: 8,
 			Rate: pgW2Rate, RateLabel: fmt.Sprintf("%d/s", pgW2Rate), Seconds: w2Seconds, CapSeconds: 5})
 	}
@@ -106,12 +115,12 @@ func (r *runner) runPG(ctx context.Context, f io.Writer) {
 // profileRun is one extra run of ours, W1 at concurrency 8, under the CPU
 // profiler; its throughput is recorded with the profile, not in the cell.
 func (r *runner) profileRun(ctx context.Context, f io.Writer) {
-	dir := r.o.profileDir
-	if dir == "" {
-		dir = r.dir
+	path := r.o.pgProfile
+	if path == "" {
+		path = filepath.Join(r.dir, "ours-postgres-w1-c8.pprof")
 	}
 	spec := Spec{Workload: "w1", Engine: enginePG, System: "ours", Config: "defaults", Concurrency: 8, Jobs: r.o.jobs, CapSeconds: r.o.w1Cap,
-		Profile: filepath.Join(dir, "ours-postgres-w1-c8.pprof")}
+		Profile: path}
 	name := "bench_profile"
 	pl := profileLine{Type: "profile", Spec: spec}
 	u, err := r.pg.createDB(ctx, name)
@@ -119,7 +128,13 @@ func (r *runner) profileRun(ctx context.Context, f io.Writer) {
 		pl.Error = err.Error()
 	} else {
 		spec.DB = u
+		sctx, stop := context.WithCancel(ctx)
+		waits := make(chan waitSample, 1)
+		go func() { waits <- sampleWaits(sctx, r.pg.admin, name) }()
 		res := r.runChildProcess(ctx, spec)
+		stop()
+		ws := <-waits
+		pl.Waits, pl.Samples = ws.rows, ws.samples
 		r.pg.dropDB(name)
 		pl.Jobs = res.Metrics["jobs_per_s"]
 		pl.Error = res.Error
@@ -166,4 +181,61 @@ func pprofTop(ctx context.Context, path string, cum bool) (header, rows []string
 		}
 	}
 	return header, rows, sc.Err()
+}
+
+type waitSample struct {
+	rows    []string
+	samples int
+}
+
+// sampleWaits polls pg_stat_activity every 10 ms until ctx ends and tallies
+// what the active sessions of database name were doing: the wait event
+// (CPU when none) and the first 40 characters of the statement.
+func sampleWaits(ctx context.Context, admin, name string) waitSample {
+	db, err := sql.Open("pgx", admin)
+	if err != nil {
+		return waitSample{}
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	counts := map[string]int{}
+	samples := 0
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			type kv struct {
+				k string
+				n int
+			}
+			var all []kv
+			for k, n := range counts {
+				all = append(all, kv{k, n})
+			}
+			slices.SortFunc(all, func(a, b kv) int { return b.n - a.n })
+			var rows []string
+			for i, e := range all {
+				if i == 20 {
+					break
+				}
+				rows = append(rows, fmt.Sprintf("%6d  %s", e.n, e.k))
+			}
+			return waitSample{rows: rows, samples: samples}
+		case <-tick.C:
+		}
+		rs, err := db.QueryContext(ctx, `SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), left(regexp_replace(query, '\s+', ' ', 'g'), 40)
+			FROM pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND datname = $1 AND pid <> pg_backend_pid()`, name)
+		if err != nil {
+			continue
+		}
+		samples++
+		for rs.Next() {
+			var w, q string
+			if rs.Scan(&w, &q) == nil {
+				counts[fmt.Sprintf("%-26s %s", w, q)]++
+			}
+		}
+		_ = rs.Close()
+	}
 }

@@ -116,6 +116,9 @@ func writePGSection(b *bytes.Buffer, rf *resultFile) {
 		p("Regenerate with `go tool pprof -top -cum <file>`.\n\n")
 		p("Top functions by cumulative share:\n\n```\n%s\n%s\n```\n\n", strings.Join(pr.Header, "\n"), strings.Join(pr.Cum, "\n"))
 		p("Top functions by own (flat) share:\n\n```\n%s\n```\n\n", strings.Join(pr.Flat, "\n"))
+		if len(pr.Waits) > 0 {
+			p("What the server sessions of the same run were doing, sampled from `pg_stat_activity` every 10 ms (%d samples; a session counts once per sample; *CPU* = executing with no wait event; `IO:WALSync` = waiting for the commit's WAL flush; `Lock:object` at commit = waiting for the lock PostgreSQL takes to queue a transaction's NOTIFY, which serialises notifying commits):\n\n```\n%s\n```\n\n", pr.Samples, strings.Join(pr.Waits, "\n"))
+		}
 	}
 }
 
