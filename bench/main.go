@@ -1,8 +1,16 @@
 // Command bench compares chapkit's job scheduler with River and goqite on
-// the same SQLite driver, one system at a time.
+// the same SQLite driver, and with River on PostgreSQL, one system at a
+// time.
 //
-//	cd bench && go run . -quick                   # about a minute, smoke run
+//	cd bench && go run . -quick                   # under two minutes, smoke run
 //	cd bench && go run . -md ../BENCHMARKS.md     # the full matrix
+//	cd bench && go run . -engines postgres -reps 3 -out results/pg.jsonl
+//	cd bench && go run . -report results/run.jsonl,results/pg.jsonl -md ../BENCHMARKS.md
+//
+// The PostgreSQL matrix runs on the server named by -pg, or on a throwaway
+// cluster the bench starts from the installed PostgreSQL binaries with
+// PostgreSQL's default durability (fsync on); without either it is skipped
+// with the reason printed.
 //
 // Each measurement runs in a fresh child process (this binary re-executed
 // in worker mode) on a fresh database file, so CPU time and peak RSS are
@@ -15,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -40,6 +49,9 @@ type options struct {
 	md         string
 	dir        string
 	profileDir string
+	engines    map[string]bool
+	pgURL      string
+	pgProfile  string
 }
 
 func main() {
@@ -47,7 +59,7 @@ func main() {
 	crashChild := flag.String("crash-worker", "", "internal: run a W4 worker described by this JSON spec")
 	var o options
 	var syncs, workloads, reportFrom string
-	flag.BoolVar(&o.quick, "quick", false, "smoke run: one repetition, NORMAL only, tuned peers, short windows (about a minute)")
+	flag.BoolVar(&o.quick, "quick", false, "smoke run: one repetition, NORMAL only, tuned peers, short windows, one small PostgreSQL cell (under two minutes)")
 	flag.IntVar(&o.reps, "reps", 5, "repetitions per cell")
 	flag.StringVar(&syncs, "sync", "NORMAL,FULL", "SQLite synchronous modes, each a separate matrix")
 	flag.StringVar(&workloads, "workloads", "w1,w2,w3,w4,w6", "workloads to run")
@@ -61,6 +73,10 @@ func main() {
 	flag.StringVar(&reportFrom, "report", "", "only write the report (-md) and ratio rows from this JSONL file")
 	flag.StringVar(&o.dir, "dir", "", "directory for the database files (default: a temporary one)")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every run of ours into this directory")
+	var engines string
+	flag.StringVar(&engines, "engines", "sqlite,postgres", "engines to run: sqlite, postgres or both")
+	flag.StringVar(&o.pgURL, "pg", "", "URL of a PostgreSQL server (a role allowed to create databases) instead of a throwaway cluster")
+	flag.StringVar(&o.pgProfile, "pg-profile", "", "keep the CPU profile of ours on PostgreSQL, W1 at concurrency 8, in this file (default: a temporary file)")
 	flag.Parse()
 	runtime.GOMAXPROCS(2)
 
@@ -80,7 +96,7 @@ func main() {
 		return
 	}
 	if reportFrom != "" {
-		results, err := readResults(reportFrom)
+		results, err := readResults(strings.Split(reportFrom, ",")...)
 		if err != nil {
 			fatal(err)
 		}
@@ -93,6 +109,10 @@ func main() {
 		return
 	}
 	o.syncs = strings.Split(strings.ToUpper(syncs), ",")
+	o.engines = map[string]bool{}
+	for _, e := range strings.Split(engines, ",") {
+		o.engines[strings.ToLower(strings.TrimSpace(e))] = true
+	}
 	o.workloads = map[string]bool{}
 	for _, w := range strings.Split(workloads, ",") {
 		o.workloads[strings.TrimSpace(w)] = true
@@ -132,6 +152,12 @@ func childMain(ctx context.Context, raw string) int {
 	}
 	res := Result{Spec: spec}
 	m, err := runChild(ctx, spec)
+	// JSON has no NaN or infinity: a metric without a value is left out.
+	for k, v := range m {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			delete(m, k)
+		}
+	}
 	res.Metrics = m
 	if err != nil {
 		res.Error = err.Error()
@@ -148,16 +174,30 @@ type runner struct {
 	out     io.Writer
 	results []Result
 	count   int
+	pg      *pgServer
 }
 
 func (r *runner) run(ctx context.Context, spec Spec) Result {
 	r.count++
-	spec.DB = filepath.Join(r.dir, fmt.Sprintf("run-%04d.db", r.count))
-	if r.o.profileDir != "" && spec.System == "ours" {
-		spec.Profile = filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-c%d-r%.0f-%s-%d.pprof", spec.Workload, spec.Synchronous, spec.Concurrency, spec.Rate, spec.Config, spec.Rep))
-	}
 	t0 := time.Now()
 	var res Result
+	serverCPU0 := math.NaN()
+	pgName := ""
+	if spec.Engine == enginePG {
+		pgName = fmt.Sprintf("bench_run_%04d", r.count)
+		u, err := r.pg.createDB(ctx, pgName)
+		if err != nil {
+			return r.record(spec, Result{Spec: spec, Error: "create database: " + err.Error()}, t0)
+		}
+		defer r.pg.dropDB(pgName)
+		spec.DB = u
+		serverCPU0 = r.pg.serverCPU()
+	} else {
+		spec.DB = filepath.Join(r.dir, fmt.Sprintf("run-%04d.db", r.count))
+	}
+	if r.o.profileDir != "" && spec.System == "ours" && spec.Profile == "" {
+		spec.Profile = filepath.Join(r.o.profileDir, fmt.Sprintf("%s-%s-c%d-r%.0f-%s-%d.pprof", spec.Workload, spec.matrix(), spec.Concurrency, spec.Rate, spec.Config, spec.Rep))
+	}
 	if spec.Workload == "w4" {
 		m, err := crashRun(ctx, r.self, spec)
 		res = Result{Spec: spec, Metrics: m}
@@ -167,16 +207,33 @@ func (r *runner) run(ctx context.Context, spec Spec) Result {
 	} else {
 		res = r.runChildProcess(ctx, spec)
 	}
-	for _, suffix := range []string{"", "-wal", "-shm", ".runlog"} {
-		_ = os.Remove(spec.DB + suffix)
+	if spec.Engine != enginePG {
+		for _, suffix := range []string{"", "-wal", "-shm", ".runlog"} {
+			_ = os.Remove(spec.DB + suffix)
+		}
+	} else if !math.IsNaN(serverCPU0) && res.Metrics != nil {
+		// The server's CPU over the whole child run (set-up, insert,
+		// drain, stop): a rough cost of the system on the server side.
+		r.pg.waitIdle(ctx, pgName)
+		if cpu := r.pg.serverCPU() - serverCPU0; cpu >= 0 {
+			res.Metrics["server_cpu_s"] = cpu
+			if d := res.Metrics["done"]; d > 0 {
+				res.Metrics["server_cpu_s_per_1k_jobs"] = cpu / d * 1000
+			}
+		}
 	}
+	return r.record(spec, res, t0)
+}
+
+// record prints one run's line and appends its result.
+func (r *runner) record(spec Spec, res Result, t0 time.Time) Result {
 	res.Spec.DB, res.Spec.RunLog = "", ""
 	status := "ok"
 	if res.Error != "" {
 		status = "error: " + res.Error
 	}
-	fmt.Fprintf(os.Stderr, "%-3s %-6s %-10s %-6s c=%-3d rate=%-6.0f rep=%d %5.1fs %s\n",
-		spec.Workload, spec.System, spec.Config, spec.Synchronous, spec.Concurrency, spec.Rate, spec.Rep, time.Since(t0).Seconds(), status)
+	fmt.Fprintf(os.Stderr, "%-3s %-6s %-10s %-8s c=%-3d rate=%-6.0f rep=%d %5.1fs %s\n",
+		spec.Workload, spec.System, spec.Config, spec.matrix(), spec.Concurrency, spec.Rate, spec.Rep, time.Since(t0).Seconds(), status)
 	line, _ := json.Marshal(struct {
 		Type string `json:"type"`
 		Result
@@ -272,6 +329,9 @@ func run(ctx context.Context, o options) error {
 		crashSystems = []sysConf{{"ours", "rescue"}, {"river", "rescue"}, {"goqite", "rescue"}}
 	}
 	start := time.Now()
+	if !o.engines["sqlite"] {
+		o.syncs = nil
+	}
 	for _, sync := range o.syncs {
 		if ctx.Err() != nil {
 			break
@@ -331,6 +391,9 @@ func run(ctx context.Context, o options) error {
 			}
 			r.reps(ctx, specs)
 		}
+	}
+	if o.engines[enginePG] && ctx.Err() == nil {
+		r.runPG(ctx, f)
 	}
 	if ctx.Err() == nil {
 		fmt.Fprintf(f, "{\"type\":\"end\",\"seconds\":%.0f}\n", time.Since(start).Seconds())

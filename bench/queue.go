@@ -42,6 +42,9 @@ func newQueue(ctx context.Context, spec Spec, h hooks) (queue, error) {
 	case "ours":
 		return newOursQueue(ctx, spec, h)
 	case "river":
+		if spec.Engine == enginePG {
+			return newRiverPGQueue(ctx, spec, h)
+		}
 		return newRiverQueue(ctx, spec, h)
 	case "goqite":
 		return newGoqiteQueue(ctx, spec, h)

@@ -58,6 +58,7 @@ func describeMachine() machine {
 		for _, d := range bi.Deps {
 			switch d.Path {
 			case "github.com/riverqueue/river", "github.com/riverqueue/river/riverdriver/riversqlite", "maragu.dev/goqite",
+				"github.com/riverqueue/river/riverdriver/riverpgxv5", "github.com/jackc/pgx/v5", "gorm.io/driver/postgres",
 				"github.com/mattn/go-sqlite3", "gorm.io/gorm", "gorm.io/driver/sqlite":
 				m.Versions[d.Path] = d.Version
 			}
@@ -66,25 +67,49 @@ func describeMachine() machine {
 	return m
 }
 
+type resultMeta struct {
+	Mode    string          `json:"mode"`
+	Args    []string        `json:"args"`
+	Machine machine         `json:"machine"`
+	Options json.RawMessage `json:"options"`
+	Started string          `json:"started"`
+}
+
 type resultFile struct {
-	meta struct {
-		Mode    string          `json:"mode"`
-		Args    []string        `json:"args"`
-		Machine machine         `json:"machine"`
-		Options json.RawMessage `json:"options"`
-		Started string          `json:"started"`
-	}
+	meta     resultMeta   // the first file's
+	metas    []resultMeta // every file's, in order
+	sources  []string
 	runs     []Result
+	pg       []pgLine
+	profiles []profileLine
 	finished bool
 }
 
-func readResults(path string) (*resultFile, error) {
+// readResults reads one or more JSONL files (a report can combine, say,
+// the SQLite matrices of one run with the PostgreSQL matrix of another).
+// The report counts as finished when every file is.
+func readResults(paths ...string) (*resultFile, error) {
+	rf := &resultFile{finished: true}
+	for _, path := range paths {
+		fin, err := rf.read(path)
+		if err != nil {
+			return nil, err
+		}
+		rf.finished = rf.finished && fin
+		rf.sources = append(rf.sources, path)
+	}
+	if len(rf.metas) > 0 {
+		rf.meta = rf.metas[0]
+	}
+	return rf, nil
+}
+
+func (rf *resultFile) read(path string) (finished bool, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	defer f.Close()
-	rf := &resultFile{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
@@ -96,17 +121,30 @@ func readResults(path string) (*resultFile, error) {
 		}
 		switch head.Type {
 		case "meta":
-			_ = json.Unmarshal(sc.Bytes(), &rf.meta)
+			var m resultMeta
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				rf.metas = append(rf.metas, m)
+			}
 		case "end":
-			rf.finished = true
+			finished = true
 		case "run":
 			var r Result
 			if json.Unmarshal(sc.Bytes(), &r) == nil {
 				rf.runs = append(rf.runs, r)
 			}
+		case "postgres":
+			var l pgLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				rf.pg = append(rf.pg, l)
+			}
+		case "profile":
+			var l profileLine
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				rf.profiles = append(rf.profiles, l)
+			}
 		}
 	}
-	return rf, sc.Err()
+	return finished, sc.Err()
 }
 
 // cellMedian is the median of metric over the runs of spec's cell.
@@ -127,13 +165,14 @@ func cellSummary(runs []Result, spec Spec, metric string) summary {
 	return summarize(xs)
 }
 
-// cells returns the distinct cells of a workload in first-run order.
-func cells(runs []Result, workload, sync string) []Spec {
+// cells returns the distinct cells of a workload in a matrix (a SQLite
+// synchronous mode or "postgres"), in first-run order.
+func cells(runs []Result, workload, matrix string) []Spec {
 	seen := map[string]bool{}
 	var out []Spec
 	for _, r := range runs {
 		s := r.Spec
-		if s.Workload != workload || s.Synchronous != sync {
+		if s.Workload != workload || s.matrix() != matrix {
 			continue
 		}
 		s.Rep, s.Profile = 0, ""
@@ -145,14 +184,25 @@ func cells(runs []Result, workload, sync string) []Spec {
 	return out
 }
 
-func syncModes(runs []Result) []string {
+// matrices lists the matrices of the runs in first-run order.
+func matrices(runs []Result) []string {
 	var out []string
 	for _, r := range runs {
-		if !slices.Contains(out, r.Spec.Synchronous) {
-			out = append(out, r.Spec.Synchronous)
+		if !slices.Contains(out, r.Spec.matrix()) {
+			out = append(out, r.Spec.matrix())
 		}
 	}
 	return out
+}
+
+// inMatrix returns s placed in the named matrix.
+func inMatrix(s Spec, matrix string) Spec {
+	if matrix == enginePG {
+		s.Engine, s.Synchronous = enginePG, ""
+	} else {
+		s.Engine, s.Synchronous = "", matrix
+	}
+	return s
 }
 
 func fmtNum(v float64) string {
@@ -193,14 +243,18 @@ func w3Fraction(runs []Result, s Spec) float64 {
 func printRatios(w io.Writer, rf *resultFile) {
 	runs := rf.runs
 	fmt.Fprintln(w, "ratio rows: ours/peer of the medians (W1, W3: above 1 = ours faster; W2 p99: below 1 = ours lower latency)")
-	for _, sync := range syncModes(runs) {
-		fmt.Fprintf(w, "synchronous=%s\n", sync)
+	for _, sync := range matrices(runs) {
+		if sync == enginePG {
+			fmt.Fprintf(w, "PostgreSQL (ours stores an artifact per job; River stores none)\n")
+		} else {
+			fmt.Fprintf(w, "SQLite synchronous=%s\n", sync)
+		}
 		peers := peerConfigs(runs, sync)
 		for _, p := range peers {
 			var parts []string
 			for _, c := range []int{1, 8, 64} {
-				o := Spec{Workload: "w1", System: "ours", Config: "defaults", Synchronous: sync, Concurrency: c}
-				ps := Spec{Workload: "w1", System: p.system, Config: p.config, Synchronous: sync, Concurrency: c}
+				o := inMatrix(Spec{Workload: "w1", System: "ours", Config: "defaults", Concurrency: c}, sync)
+				ps := inMatrix(Spec{Workload: "w1", System: p.system, Config: p.config, Concurrency: c}, sync)
 				ov, pv := findMedian(runs, o, "jobs_per_s"), findMedian(runs, ps, "jobs_per_s")
 				if !math.IsNaN(ov) && !math.IsNaN(pv) {
 					parts = append(parts, fmt.Sprintf("c%d %s/%s=%s", c, fmtNum(ov), fmtNum(pv), fmtNum(ov/pv)))
@@ -212,9 +266,9 @@ func printRatios(w io.Writer, rf *resultFile) {
 		}
 		for _, p := range peers {
 			var parts []string
-			for _, lbl := range []string{"100/s", "500/s", "1000/s", "80% of W1 best"} {
-				o := Spec{Workload: "w2", System: "ours", Config: "defaults", Synchronous: sync, Concurrency: 8, RateLabel: lbl}
-				ps := Spec{Workload: "w2", System: p.system, Config: p.config, Synchronous: sync, Concurrency: 8, RateLabel: lbl}
+			for _, lbl := range []string{"100/s", "200/s", "500/s", "1000/s", "80% of W1 best"} {
+				o := inMatrix(Spec{Workload: "w2", System: "ours", Config: "defaults", Concurrency: 8, RateLabel: lbl}, sync)
+				ps := inMatrix(Spec{Workload: "w2", System: p.system, Config: p.config, Concurrency: 8, RateLabel: lbl}, sync)
 				ov, pv := findMedian(runs, o, "done_p99_ms"), findMedian(runs, ps, "done_p99_ms")
 				if !math.IsNaN(ov) && !math.IsNaN(pv) {
 					parts = append(parts, fmt.Sprintf("%s %sms/%sms=%s", lbl, fmtNum(ov), fmtNum(pv), fmtNum(ov/pv)))
@@ -227,8 +281,8 @@ func printRatios(w io.Writer, rf *resultFile) {
 		for _, p := range peers {
 			var parts []string
 			for _, c := range []int{2, 4, 8} {
-				o := Spec{Workload: "w3", System: "ours", Config: "defaults", Synchronous: sync, Concurrency: c}
-				ps := Spec{Workload: "w3", System: p.system, Config: p.config, Synchronous: sync, Concurrency: c}
+				o := inMatrix(Spec{Workload: "w3", System: "ours", Config: "defaults", Concurrency: c}, sync)
+				ps := inMatrix(Spec{Workload: "w3", System: p.system, Config: p.config, Concurrency: c}, sync)
 				of, pf := findFraction(runs, o), findFraction(runs, ps)
 				if !math.IsNaN(of) && !math.IsNaN(pf) {
 					parts = append(parts, fmt.Sprintf("c%d %s/%s of raw=%s", c, fmtNum(of), fmtNum(pf), fmtNum(of/pf)))
@@ -236,6 +290,14 @@ func printRatios(w io.Writer, rf *resultFile) {
 			}
 			if len(parts) > 0 {
 				fmt.Fprintf(w, "  W3 shell   ours vs %-17s %s\n", p.system+" "+p.config, strings.Join(parts, "  "))
+			}
+		}
+		for _, p := range peers {
+			o := inMatrix(Spec{Workload: "w4n", System: "ours", Config: "defaults", Concurrency: pgW4NodeConc}, sync)
+			ps := inMatrix(Spec{Workload: "w4n", System: p.system, Config: p.config, Concurrency: pgW4NodeConc}, sync)
+			ov, pv := findMedian(runs, o, "jobs_per_s"), findMedian(runs, ps, "jobs_per_s")
+			if !math.IsNaN(ov) && !math.IsNaN(pv) {
+				fmt.Fprintf(w, "  W4 3 nodes ours vs %-17s %s/%s=%s jobs/s\n", p.system+" "+p.config, fmtNum(ov), fmtNum(pv), fmtNum(ov/pv))
 			}
 		}
 		var parts []string
@@ -266,7 +328,7 @@ func findFraction(runs []Result, want Spec) float64 {
 }
 
 func findCell(runs []Result, want Spec) (Spec, bool) {
-	for _, s := range cells(runs, want.Workload, want.Synchronous) {
+	for _, s := range cells(runs, want.Workload, want.matrix()) {
 		if s.System == want.System && s.Config == want.Config && s.Concurrency == want.Concurrency && s.RateLabel == want.RateLabel {
 			return s, true
 		}
@@ -278,7 +340,7 @@ func peerConfigs(runs []Result, sync string) []sysConf {
 	var out []sysConf
 	for _, r := range runs {
 		sc := sysConf{r.Spec.System, r.Spec.Config}
-		if r.Spec.Synchronous == sync && (sc.system == "river" || sc.system == "goqite") && r.Spec.Workload != "w4" && !slices.Contains(out, sc) {
+		if r.Spec.matrix() == sync && (sc.system == "river" || sc.system == "goqite") && r.Spec.Workload != "w4" && !slices.Contains(out, sc) {
 			out = append(out, sc)
 		}
 	}

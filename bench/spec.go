@@ -10,10 +10,12 @@ import (
 // Spec is one run of one cell: a workload against one system in one
 // configuration. The parent process hands it to a child as JSON.
 type Spec struct {
-	Workload    string  `json:"workload"` // w1, w2, w3, w4, w6
-	System      string  `json:"system"`   // ours, river, goqite, exec
-	Config      string  `json:"config"`   // documented, tuned, defaults, rescue
-	Synchronous string  `json:"synchronous"`
+	Workload string `json:"workload"` // w1, w2, w3, w4, w4n, w6
+	// Engine is "postgres" for the PostgreSQL matrix; empty is SQLite.
+	Engine      string  `json:"engine,omitempty"`
+	System      string  `json:"system"`      // ours, river, goqite, exec
+	Config      string  `json:"config"`      // documented, tuned, defaults, rescue
+	Synchronous string  `json:"synchronous"` // SQLite's; "" on PostgreSQL
 	Concurrency int     `json:"concurrency,omitempty"`
 	Jobs        int     `json:"jobs,omitempty"`
 	Rate        float64 `json:"rate,omitempty"`
@@ -30,13 +32,24 @@ type Spec struct {
 	Profile string `json:"profile,omitempty"`
 }
 
+const enginePG = "postgres"
+
+// matrix names the matrix a run belongs to: the SQLite synchronous mode,
+// or "postgres".
+func (s Spec) matrix() string {
+	if s.Engine == enginePG {
+		return enginePG
+	}
+	return s.Synchronous
+}
+
 // cell is the key that the repetitions of one measurement share.
 func (s Spec) cell() string {
 	b, _ := json.Marshal(struct {
-		W, S, C, Sy, RL string
-		N, J            int
-		R               float64
-	}{s.Workload, s.System, s.Config, s.Synchronous, s.RateLabel, s.Concurrency, s.Jobs, s.Rate})
+		W, S, C, Sy, RL, E string
+		N, J               int
+		R                  float64
+	}{s.Workload, s.System, s.Config, s.Synchronous, s.RateLabel, s.Engine, s.Concurrency, s.Jobs, s.Rate})
 	return string(b)
 }
 

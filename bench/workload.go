@@ -26,6 +26,8 @@ func runChild(ctx context.Context, spec Spec) (map[string]float64, error) {
 			return oursShell(ctx, spec)
 		}
 		return peerShell(ctx, spec)
+	case "w4n":
+		return threeNodes(ctx, spec)
 	case "w6":
 		return httpSSE(ctx, spec)
 	}
@@ -76,7 +78,23 @@ func waitCap(c *counter, limit time.Duration) bool {
 // burnDown is W1: N no-op jobs inserted in bulk, then drained.
 func burnDown(ctx context.Context, spec Spec) (map[string]float64, error) {
 	c := newCounter(spec.Jobs)
-	q, err := newQueue(ctx, spec, hooks{onDone: func(payload) { c.add() }})
+	// When and where each job started and was seen done, to split a
+	// concurrency-1 drain into its steps.
+	started := make([]atomic.Int64, spec.Jobs)
+	finished := make([]atomic.Int64, spec.Jobs)
+	q, err := newQueue(ctx, spec, hooks{
+		onStart: func(p payload) {
+			if p.Seq >= 0 && p.Seq < spec.Jobs {
+				started[p.Seq].Store(time.Now().UnixNano())
+			}
+		},
+		onDone: func(p payload) {
+			if p.Seq >= 0 && p.Seq < spec.Jobs {
+				finished[p.Seq].Store(time.Now().UnixNano())
+			}
+			c.add()
+		},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -116,10 +134,36 @@ func burnDown(ctx context.Context, spec Spec) (map[string]float64, error) {
 		"jobs_per_s":        float64(done) / elapsed.Seconds(),
 		"cpu_s_per_1k_jobs": cpu / float64(max(done, 1)) * 1000,
 		"peak_rss_mb":       peakRSSMB(),
-		"db_size_mb":        float64(dbSize(spec.DB)) / (1 << 20),
 		"done":              float64(done),
 		"insert_s":          insert.Seconds(),
 		"drain_s":           elapsed.Seconds(),
+	}
+	if spec.Engine != enginePG {
+		m["db_size_mb"] = float64(dbSize(spec.DB)) / (1 << 20)
+	}
+	if spec.Concurrency == 1 {
+		// At concurrency 1 the jobs run in submission order: the gap from
+		// one job seen done to the next one's start is the hand-over
+		// (claim or fetch), start to done is the run plus storing the
+		// completion. A negative gap means the next job started before
+		// the previous one's completion was stored.
+		var gap, run latencies
+		var gapNeg int
+		for i := 1; i < spec.Jobs; i++ {
+			s0, d0, s1, d1 := started[i-1].Load(), finished[i-1].Load(), started[i].Load(), finished[i].Load()
+			if s0 == 0 || d0 == 0 || s1 == 0 || d1 == 0 {
+				break
+			}
+			if s1 < d0 {
+				gapNeg++
+			} else {
+				gap = append(gap, time.Duration(s1-d0))
+			}
+			run = append(run, time.Duration(d1-s1))
+		}
+		m["c1_handover_p50_ms"] = gap.pct(50)
+		m["c1_start_to_done_p50_ms"] = run.pct(50)
+		m["c1_started_before_previous_done"] = float64(gapNeg) / float64(max(len(run), 1))
 	}
 	return m, nil
 }
@@ -262,4 +306,84 @@ func peerShell(ctx context.Context, spec Spec) (map[string]float64, error) {
 	defer cancel()
 	_ = q.stop(stopCtx)
 	return map[string]float64{"jobs_per_s": float64(done) / el.Seconds(), "done": float64(done)}, nil
+}
+
+// threeNodes is W4 on PostgreSQL: three nodes (three schedulers, or three
+// River clients, each with its own connection pool) in this process share
+// one database and drain a backlog of N no-op jobs inserted before they
+// start, at Concurrency workers each. It counts every start and every
+// completion per job, so a job run or completed twice shows.
+func threeNodes(ctx context.Context, spec Spec) (map[string]float64, error) {
+	const nodes = 3
+	starts := make([]atomic.Int32, spec.Jobs)
+	dones := make([]atomic.Int32, spec.Jobs)
+	var perNode [nodes]atomic.Int64
+	c := newCounter(spec.Jobs)
+	qs := make([]queue, nodes)
+	for i := range nodes {
+		q, err := newQueue(ctx, spec, hooks{
+			onStart: func(p payload) {
+				if p.Seq >= 0 && p.Seq < spec.Jobs {
+					starts[p.Seq].Add(1)
+				}
+			},
+			onDone: func(p payload) {
+				if p.Seq >= 0 && p.Seq < spec.Jobs && dones[p.Seq].Add(1) == 1 {
+					c.add()
+				}
+				perNode[i].Add(1)
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		qs[i] = q
+	}
+	ps := make([]payload, spec.Jobs)
+	for i := range ps {
+		ps[i].Seq = i
+	}
+	if err := qs[0].insertBulk(ctx, ps); err != nil {
+		return nil, err
+	}
+	cpu0 := cpuSeconds()
+	t0 := time.Now()
+	for _, q := range qs {
+		if err := q.start(ctx); err != nil {
+			return nil, err
+		}
+	}
+	waitCap(c, time.Duration(spec.CapSeconds*float64(time.Second)))
+	elapsed := time.Since(t0)
+	cpu := cpuSeconds() - cpu0
+	done := c.load()
+	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var stopErr error
+	for _, q := range qs {
+		if err := q.stop(stopCtx); err != nil && !errors.Is(err, context.Canceled) && stopErr == nil {
+			stopErr = err
+		}
+	}
+	if stopErr != nil {
+		return nil, fmt.Errorf("stop: %w", stopErr)
+	}
+	dupRuns, dupDone := 0, 0
+	for i := range spec.Jobs {
+		dupRuns += max(0, int(starts[i].Load())-1)
+		dupDone += max(0, int(dones[i].Load())-1)
+	}
+	minShare := 1.0
+	for i := range nodes {
+		minShare = min(minShare, float64(perNode[i].Load())/float64(max(done, 1)))
+	}
+	return map[string]float64{
+		"jobs_per_s":        float64(done) / elapsed.Seconds(),
+		"cpu_s_per_1k_jobs": cpu / float64(max(done, 1)) * 1000,
+		"done":              float64(done),
+		"duplicate_runs":    float64(dupRuns),
+		"completed_twice":   float64(dupDone),
+		"min_node_share":    minShare,
+		"drain_s":           elapsed.Seconds(),
+	}, nil
 }
