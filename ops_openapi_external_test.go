@@ -106,6 +106,7 @@ func TestOpsOpenAPIRoutes(t *testing.T) {
 		"post /api/v1/tasks/{id}/$execute", "post /api/v1/jobs/{id}/$cancel", "get /api/v1/artifacts/{id}/$expand",
 		"get /api/v1/artifacts/{id}/$tree", "get /api/v1/jobs/{id}/$stream", "get /health/$stream", "get /health",
 		"get /metrics", "get /openapi.json", "get /docs", "patch /api/v1/tasks/{id}", "get /custom/{name}/{path}",
+		"get /api/v1/jobs/{id}/$logs",
 	} {
 		if !want[must] {
 			t.Errorf("app does not serve %s", must)
