@@ -20,7 +20,7 @@ import (
 // fullApp has every option that mounts routes, auth and a custom route.
 func fullApp(t *testing.T, mods ...func(*chapkit.ServiceBuilder) *chapkit.ServiceBuilder) *chapkit.App {
 	t.Helper()
-	b := builderFor(t).WithMonitoring().WithLogging().WithDocs().
+	b := builderFor(t).WithMonitoring().WithLogging().WithDocs().WithConsole().
 		WithAuth(chapkit.AuthConfig{APIKeys: []string{testKey}}).
 		WithRoutes(func(a *chapkit.App) {
 			a.Echo().GET("/custom/:name/*", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"message": "custom"}) })

@@ -56,6 +56,8 @@ type Deps struct {
 	Logging    bool
 	Monitoring *Monitoring
 	Docs       bool
+	// Console mounts the web console; nil means none.
+	Console *Console
 }
 
 // Resource is the prefix and permissions of a CRUD resource.
