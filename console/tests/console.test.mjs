@@ -48,7 +48,9 @@ async function startService(port, env) {
 
 before(async () => {
   assert.ok(bin, "set CHAPKIT_EXAMPLE_BIN to a built examples/task_execution");
-  browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
+  // No background connections: the test needs nothing but localhost.
+  const args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+  browser = await chromium.launch({ executablePath: browserPath, args });
 });
 
 after(async () => {
