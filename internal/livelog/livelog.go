@@ -230,7 +230,10 @@ func runeCut(b []byte) int {
 
 // emit sends text to the backlog and every follower. The caller holds f.mu.
 func (f *Feed) emit(s shell.Stream, text []byte) {
-	ev := Event{Kind: Output, Stream: s, Text: string(bytes.ToValidUTF8(text, []byte("\uFFFD")))}
+	if !utf8.Valid(text) { // checked first: Valid is much faster on the usual, valid text
+		text = bytes.ToValidUTF8(text, []byte("\uFFFD"))
+	}
+	ev := Event{Kind: Output, Stream: s, Text: string(text)}
 	f.backlog = append(f.backlog, ev)
 	f.size += len(ev.Text)
 	for f.size > BacklogBytes && len(f.backlog) > 0 {

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,5 +248,93 @@ func TestReaderWaitsForRemoteJob(t *testing.T) {
 	want := []Event{{Kind: Output, Stream: shell.Stdout, Text: "done\n"}, {Kind: End, ExitCode: intp(0)}}
 	if diff := cmp.Diff(want, readAll(t, r)); diff != "" {
 		t.Errorf("replay after finish (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkFeedWrite measures what the feed adds to reading a command's
+// output: 32 KiB chunks of 100-byte lines, with no follower and with one
+// that reads everything.
+func BenchmarkFeedWrite(b *testing.B) {
+	chunk := []byte(strings.Repeat(strings.Repeat("z", 99)+"\n", 32<<10/100))
+	for _, followers := range []int{0, 1} {
+		b.Run(map[int]string{0: "no follower", 1: "one follower"}[followers], func(b *testing.B) {
+			h := NewHub()
+			f := h.Open("j")
+			defer f.Close(nil)
+			if followers == 1 {
+				fl := h.Follow("j")
+				defer fl.Close()
+				done := make(chan struct{})
+				defer func() { <-done }()
+				defer f.Close(nil)
+				go func() {
+					defer close(done)
+					for {
+						ev, ok := fl.TryNext()
+						if !ok {
+							<-fl.Ready()
+							continue
+						}
+						if ev.Kind == End {
+							return
+						}
+					}
+				}()
+			}
+			b.SetBytes(int64(len(chunk)))
+			for b.Loop() {
+				f.Write(shell.Stdout, chunk)
+			}
+		})
+	}
+}
+
+func TestInvalidUTF8IsReplaced(t *testing.T) {
+	h := NewHub()
+	f := h.Open("j")
+	fl := h.Follow("j")
+	defer fl.Close()
+	f.Write(shell.Stderr, []byte("bad \xff byte\n"))
+	f.Close(nil)
+	want := []Event{{Kind: Output, Stream: shell.Stderr, Text: "bad \uFFFD byte\n"}, {Kind: End}}
+	if diff := cmp.Diff(want, drain(t, fl)); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+}
+
+// TestConcurrentFollowersAndRuns runs feeds and followers that come and go
+// at the same time, for the race detector and to catch lock-order
+// deadlocks: every follower attached to a run ends with End.
+func TestConcurrentFollowersAndRuns(t *testing.T) {
+	h := NewHub()
+	var wg sync.WaitGroup
+	for run := range 20 {
+		id := "j" + strconv.Itoa(run%4) // runs of the same id replace each other
+		wg.Go(func() {
+			f := h.Open(id)
+			for i := range 50 {
+				f.Write(shell.Stream(i%2), []byte("x\n"))
+			}
+			f.Close(intp(run))
+		})
+		wg.Go(func() {
+			fl := h.Follow(id)
+			defer fl.Close()
+			if !fl.Attached() {
+				return // the run had not opened or was already over
+			}
+			drain(t, fl)
+		})
+	}
+	wg.Wait()
+	for i := range 4 {
+		if h.Running("j" + strconv.Itoa(i)) {
+			t.Errorf("feed j%d still open after every run closed", i)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.waiting) != 0 {
+		t.Errorf("%d ids still have waiting followers after all closed", len(h.waiting))
 	}
 }
