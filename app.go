@@ -17,6 +17,7 @@ import (
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/inject"
 	"github.com/chapkit-go/chapkit/internal/httpapi"
+	"github.com/chapkit-go/chapkit/internal/livelog"
 	"github.com/chapkit-go/chapkit/internal/pgdb"
 	"github.com/chapkit-go/chapkit/internal/schema"
 	"github.com/chapkit-go/chapkit/internal/shell"
@@ -51,6 +52,8 @@ type App struct {
 	sched     *job.Scheduler
 	tasks     *task.Manager
 	artifacts *artifact.Manager
+	// live carries the output of shell jobs running in this process.
+	live *livelog.Hub
 
 	mu        sync.Mutex
 	started   bool
@@ -63,7 +66,7 @@ type App struct {
 }
 
 func newApp(b *ServiceBuilder, s settings) *App {
-	a := &App{s: s, log: s.log, registry: b.registry, container: b.container.Clone()}
+	a := &App{s: s, log: s.log, registry: b.registry, container: b.container.Clone(), live: livelog.NewHub()}
 	a.provideBuiltins()
 	a.http = httpapi.New(s.http)
 	for _, f := range b.routes {
@@ -171,6 +174,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.s.tasks != nil {
 		cfg := *a.s.tasks
 		cfg.Jobs, cfg.Artifacts, cfg.Registry, cfg.Container, cfg.Logger = a.sched, a.artifacts, a.registry, a.container, a.log
+		cfg.Live = a.live
 		a.tasks = task.NewManager(a.db, cfg)
 		if err := a.sched.Handle(task.JobKind, a.tasks.RunJob); err != nil {
 			return err
@@ -181,7 +185,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
-	a.http.Attach(httpapi.Managers{DB: a.db, Scheduler: a.sched, Tasks: a.tasks, Artifacts: a.artifacts})
+	a.http.Attach(httpapi.Managers{DB: a.db, Scheduler: a.sched, Tasks: a.tasks, Artifacts: a.artifacts, Live: a.live})
 	if a.sched != nil {
 		if err := a.sched.Start(ctx); err != nil {
 			return err

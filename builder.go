@@ -193,6 +193,7 @@ type ServiceBuilder struct {
 	logging    bool
 	monitoring *MonitoringConfig
 	docs       bool
+	console    *ConsoleConfig
 }
 
 // NewServiceBuilder starts a builder for a service described by info.

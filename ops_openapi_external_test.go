@@ -20,7 +20,7 @@ import (
 // fullApp has every option that mounts routes, auth and a custom route.
 func fullApp(t *testing.T, mods ...func(*chapkit.ServiceBuilder) *chapkit.ServiceBuilder) *chapkit.App {
 	t.Helper()
-	b := builderFor(t).WithMonitoring().WithLogging().WithDocs().
+	b := builderFor(t).WithMonitoring().WithLogging().WithDocs().WithConsole().
 		WithAuth(chapkit.AuthConfig{APIKeys: []string{testKey}}).
 		WithRoutes(func(a *chapkit.App) {
 			a.Echo().GET("/custom/:name/*", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"message": "custom"}) })
@@ -106,6 +106,7 @@ func TestOpsOpenAPIRoutes(t *testing.T) {
 		"post /api/v1/tasks/{id}/$execute", "post /api/v1/jobs/{id}/$cancel", "get /api/v1/artifacts/{id}/$expand",
 		"get /api/v1/artifacts/{id}/$tree", "get /api/v1/jobs/{id}/$stream", "get /health/$stream", "get /health",
 		"get /metrics", "get /openapi.json", "get /docs", "patch /api/v1/tasks/{id}", "get /custom/{name}/{path}",
+		"get /api/v1/jobs/{id}/$logs",
 	} {
 		if !want[must] {
 			t.Errorf("app does not serve %s", must)

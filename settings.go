@@ -147,6 +147,9 @@ func (b *ServiceBuilder) resolve() (settings, []error) {
 	if m := b.monitoring; m != nil {
 		d.Monitoring = &httpapi.Monitoring{Path: cmp.Or(m.Prefix, defaultMetricsPath), ServiceName: cmp.Or(m.ServiceName, info.DisplayName)}
 	}
+	if c := b.console; c != nil {
+		d.Console = &httpapi.Console{Prefix: c.Prefix}
+	}
 	var errs []error
 	if b.auth != nil {
 		auth, err := resolveAuth(*b.auth)

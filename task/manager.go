@@ -13,6 +13,7 @@ import (
 
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/inject"
+	"github.com/chapkit-go/chapkit/internal/livelog"
 	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/problem"
@@ -72,6 +73,9 @@ type Config struct {
 	// (uid, gid and supplementary groups). Switching user needs the
 	// privilege to do so, normally a service started as root.
 	Credential *syscall.Credential
+	// Live, if not nil, receives the output of shell tasks as they write
+	// it, keyed by job ID (docs/live-output.md); nil means none.
+	Live *livelog.Hub
 }
 
 // Manager stores task templates and executes them. It is safe for

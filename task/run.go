@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/internal/jsonsafe"
+	"github.com/chapkit-go/chapkit/internal/livelog"
 	"github.com/chapkit-go/chapkit/internal/shell"
 	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/job"
@@ -113,7 +114,7 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 }
 
 func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout time.Duration) (*ShellResult, error) {
-	res, err := shell.Run(ctx, t.Command, shell.Options{
+	opts := shell.Options{
 		MaxOutput:  m.cfg.MaxOutput,
 		Timeout:    timeout,
 		OnStart:    func(pgid int) error { return run.SetProcessGroup(ctx, pgid) },
@@ -121,7 +122,22 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 		Dir:        m.cfg.WorkDir,
 		JobID:      run.Job.ID,
 		Credential: m.cfg.Credential,
-	})
+	}
+	var feed *livelog.Feed
+	if m.cfg.Live != nil {
+		feed = m.cfg.Live.Open(run.Job.ID)
+		opts.OnOutput = feed.Write
+	}
+	res, err := shell.Run(ctx, t.Command, opts)
+	if feed != nil {
+		// Closed before the job's outcome is stored, so a follower sees
+		// the end of the output before the job's final state.
+		var code *int
+		if res.PGID != 0 {
+			code = &res.ExitCode
+		}
+		feed.Close(code)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, err // cancelled or stopped: the scheduler records it

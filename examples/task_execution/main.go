@@ -38,6 +38,7 @@ func main() {
 		WithMonitoring().
 		WithLogging().
 		WithDocs().
+		WithConsole().     // the web console at /console
 		WithAuthFromEnv(). // on only when CHAPKIT_API_KEYS or CHAPKIT_API_KEY_FILE is set
 		WithHealth().
 		WithArtifacts(artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}}).

@@ -66,6 +66,12 @@ func (s *Server) exemptPaths() map[string]bool {
 			exempt[docsPath+"/"+name] = true
 		}
 	}
+	// The console must load to ask for a key: its page, assets and
+	// config (which holds no secret) are always open. Every API call it
+	// makes then carries the key.
+	for _, p := range s.consolePaths() {
+		exempt[p] = true
+	}
 	return exempt
 }
 

@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/chapkit-go/chapkit/internal/livelog"
 	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/openapi"
@@ -35,6 +39,12 @@ func (s *Server) jobRoutes() []route {
 		{http.MethodGet, "/:id/$stream", s.streamJob, always, familyDetail, opDoc{tag: tag, summary: "Job record changes as Server-Sent Events",
 			query:  []openapi.Parameter{queryParam("poll_interval", "number", "accepted and ignored")},
 			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "data: <JobRecord JSON> events; data: {\"status\": \"deleted\"} when deleted"}),
+			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Invalid job id", nil}, notFound, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
+		{http.MethodGet, "/:id/$logs", s.streamLogs, always, familyDetail, opDoc{tag: tag, summary: "Output of a shell job as Server-Sent Events, live while it runs",
+			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "event: stdout / event: stderr with data: <text as a JSON string>; " +
+				"event: skipped with data: {\"stdout\": <bytes>, \"stderr\": <bytes>} when a slow reader lost text; " +
+				"then one event: end with data: {\"exit_code\": <int or null>}. A finished job's stored output is replayed; " +
+				"live text is served by the node running the job, other nodes replay it once it finished (docs/live-output.md)"}),
 			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Invalid job id", nil}, notFound, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
 	}
 }
@@ -204,5 +214,100 @@ func jobListSchema() map[string]any {
 				"required": []string{"id"},
 			},
 		},
+	}
+}
+
+// logEnd is the data of the end event of a job's output stream.
+type logEnd struct {
+	ExitCode *int `json:"exit_code"`
+}
+
+// logSkipped is the data of a skipped event.
+type logSkipped struct {
+	Stdout int64 `json:"stdout"`
+	Stderr int64 `json:"stderr"`
+}
+
+// streamLogs sends a job's output as Server-Sent Events: `stdout` and
+// `stderr` events whose data is the text as a JSON string, `skipped` with
+// the bytes a slow reader lost, and one `end` event with the exit code
+// (docs/live-output.md).
+func (s *Server) streamLogs(c echo.Context) error {
+	const op = "chapkit.streamLogs"
+	id := c.Param("id")
+	if !wire.ValidID(id) {
+		return problem.BadRequest(op, "Invalid job ID format")
+	}
+	ctx := c.Request().Context()
+	m := s.m()
+	var data livelog.ArtifactData
+	if arts := m.Artifacts; arts != nil {
+		data = func(ctx context.Context, id string) (json.RawMessage, error) {
+			a, err := arts.Get(ctx, id)
+			if err != nil {
+				return nil, err
+			}
+			return a.Data, nil
+		}
+	}
+	hub := m.Live
+	if hub == nil {
+		hub = livelog.NewHub() // no shell tasks here: every job replays
+	}
+	r, err := livelog.NewReader(ctx, hub, m.Scheduler, data, id)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	sse, err := s.openStream(c)
+	if err != nil {
+		return err
+	}
+	defer sse.close()
+	if sse.head {
+		return nil
+	}
+	// The stream ends when the client goes or the drain begins.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		// Next waits at most keepAlive, so an idle stream still sends a
+		// comment now and then, which keeps proxies from closing it.
+		wait, cancelWait := context.WithTimeout(ctx, keepAlive)
+		ev, err := r.Next(wait)
+		cancelWait()
+		switch {
+		case errors.Is(err, io.EOF) || ctx.Err() != nil:
+			return nil
+		case err != nil:
+			if sse.comment("keep-alive") != nil {
+				return nil
+			}
+			continue
+		}
+		var name string
+		var body any
+		switch ev.Kind {
+		case livelog.Output:
+			name, body = ev.Stream.String(), ev.Text
+		case livelog.Skipped:
+			name, body = "skipped", logSkipped{Stdout: ev.SkippedStdout, Stderr: ev.SkippedStderr}
+		case livelog.End:
+			name, body = "end", logEnd{ExitCode: ev.ExitCode}
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil
+		}
+		if sse.named(name, b) != nil || ev.Kind == livelog.End {
+			return nil
+		}
 	}
 }

@@ -135,6 +135,9 @@ func (s *Server) MountOps() {
 	if s.d.Docs {
 		s.mount("", allowAll, s.docsRoutes())
 	}
+	if c := s.d.Console; c != nil {
+		s.mount(c.Prefix, allowAll, s.consoleRoutes())
+	}
 }
 
 // pathID returns the :id path parameter when it is a ULID, or the

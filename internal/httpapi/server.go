@@ -23,6 +23,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/artifact"
+	"github.com/chapkit-go/chapkit/internal/livelog"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/task"
 )
@@ -55,6 +56,8 @@ type Deps struct {
 	Logging    bool
 	Monitoring *Monitoring
 	Docs       bool
+	// Console mounts the web console; nil means none.
+	Console *Console
 }
 
 // Resource is the prefix and permissions of a CRUD resource.
@@ -76,6 +79,8 @@ type Managers struct {
 	Scheduler *job.Scheduler
 	Tasks     *task.Manager
 	Artifacts *artifact.Manager
+	// Live is the output of shell jobs running in this process.
+	Live *livelog.Hub
 }
 
 // Server is the HTTP side of one app. It is safe for concurrent use once

@@ -76,3 +76,16 @@ func (s *stream) comment(text string) error {
 	s.c.Response().Flush()
 	return nil
 }
+
+// named writes one event with a type: `event: <name>` and `data: <data>`.
+// data must be a single line (JSON is).
+func (s *stream) named(name string, data []byte) error {
+	if s.head {
+		return errHeadOnly
+	}
+	if _, err := fmt.Fprintf(s.c.Response(), "event: %s\ndata: %s\n\n", name, data); err != nil {
+		return err
+	}
+	s.c.Response().Flush()
+	return nil
+}

@@ -37,10 +37,14 @@ func (c *capture) tailMax() int { return int(c.max) - c.headMax() }
 // drain reads r until EOF or an error (such as a passed read deadline),
 // keeping what fits. It never stops early on the cap: a writer blocked on a
 // full pipe would otherwise never exit.
-func (c *capture) drain(r io.Reader) {
+// observe, if not nil, sees each chunk as it is read.
+func (c *capture) drain(r io.Reader, observe func([]byte)) {
 	chunk := make([]byte, readChunk)
 	for {
 		n, err := r.Read(chunk)
+		if n > 0 && observe != nil {
+			observe(chunk[:n])
+		}
 		c.add(chunk[:n])
 		if err != nil {
 			return

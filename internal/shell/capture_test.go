@@ -52,7 +52,7 @@ func TestCapture(t *testing.T) {
 func TestCaptureDrainStaysBounded(t *testing.T) {
 	const limit = 100_000
 	c := capture{max: limit}
-	c.drain(iotest.HalfReader(strings.NewReader(strings.Repeat("z", 1_000_000) + "last line\n")))
+	c.drain(iotest.HalfReader(strings.NewReader(strings.Repeat("z", 1_000_000)+"last line\n")), nil)
 	if !c.truncated {
 		t.Error("truncated = false, want true")
 	}

@@ -125,8 +125,13 @@ func start(command string, opts Options) (*job, error) {
 		stderr:  capture{max: opts.MaxOutput},
 	}
 	go j.waitExit()
-	j.readers.Go(func() { j.stdout.drain(outR) })
-	j.readers.Go(func() { j.stderr.drain(errR) })
+	var obsOut, obsErr func([]byte)
+	if f := opts.OnOutput; f != nil {
+		obsOut = func(p []byte) { f(Stdout, p) }
+		obsErr = func(p []byte) { f(Stderr, p) }
+	}
+	j.readers.Go(func() { j.stdout.drain(outR, obsOut) })
+	j.readers.Go(func() { j.stderr.drain(errR, obsErr) })
 	return j, nil
 }
 

@@ -56,6 +56,32 @@ type Options struct {
 	// Credential, if not nil, runs the shell as that user and group
 	// (changing them needs the privilege to do so, normally root).
 	Credential *syscall.Credential
+	// OnOutput, if not nil, sees the output as it is read, before the
+	// capture cap applies: it is called from the goroutine reading
+	// stream, with each chunk (at most 32 KiB) in order. The two streams
+	// are read by different goroutines, so calls for stdout and stderr
+	// may overlap. chunk is only valid during the call. OnOutput must
+	// return promptly and never block: while it runs, the pipe fills and
+	// the command may stall. A consumer that cannot keep up should drop
+	// data and count it, as internal/livelog does.
+	OnOutput func(stream Stream, chunk []byte)
+}
+
+// Stream names one of a command's two output streams.
+type Stream uint8
+
+// The output streams [Options.OnOutput] reports.
+const (
+	Stdout Stream = iota
+	Stderr
+)
+
+// String returns "stdout" or "stderr".
+func (s Stream) String() string {
+	if s == Stderr {
+		return "stderr"
+	}
+	return "stdout"
 }
 
 // Usage is what a command used. CPU times come from the job's cgroup

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -427,5 +428,59 @@ func BenchmarkExecTrue(b *testing.B) {
 		if err := exec.Command("sh", "-c", "true").Run(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRunOnOutput checks that OnOutput sees a stream's bytes while the
+// command still runs (the command waits for a file the test creates only
+// once the first line arrived) and, in total, exactly what was written,
+// past the capture cap too.
+func TestRunOnOutput(t *testing.T) {
+	gate := filepath.Join(t.TempDir(), "gate")
+	var mu sync.Mutex
+	got := map[Stream]*strings.Builder{Stdout: {}, Stderr: {}}
+	first := make(chan struct{})
+	var once sync.Once
+	cmd := `echo first; while [ ! -e ` + gate + ` ]; do sleep 0.01; done; head -c 3000 /dev/zero | tr '\0' x; echo oops >&2`
+	type outcome struct {
+		res Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		res, err := Run(t.Context(), cmd, Options{MaxOutput: 1000, OnOutput: func(s Stream, p []byte) {
+			mu.Lock()
+			got[s].Write(p)
+			mu.Unlock()
+			once.Do(func() { close(first) })
+		}})
+		done <- outcome{res, err}
+	}()
+	select {
+	case <-first:
+	case o := <-done:
+		t.Fatalf("Run returned before any output was observed: %+v", o)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no output observed within 10s")
+	}
+	mu.Lock()
+	if diff := cmp.Diff("first\n", got[Stdout].String()); diff != "" {
+		t.Errorf("stdout seen while running (-want +got):\n%s", diff)
+	}
+	mu.Unlock()
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatal(o.err)
+	}
+	if !o.res.StdoutTruncated {
+		t.Error("stdout not truncated in the Result, want the cap to apply to the capture only")
+	}
+	want := map[Stream]string{Stdout: "first\n" + strings.Repeat("x", 3000), Stderr: "oops\n"}
+	seen := map[Stream]string{Stdout: got[Stdout].String(), Stderr: got[Stderr].String()}
+	if diff := cmp.Diff(want, seen); diff != "" {
+		t.Errorf("observed output (-want +got):\n%s", diff)
 	}
 }

@@ -162,3 +162,24 @@ func (s *SSE) All() []string {
 		out = append(out, p)
 	}
 }
+
+// NextEvent returns the type and payload of the next event, for streams
+// whose events are named (`event: <name>` before the data line); name is
+// "" for an unnamed event. ok is false at the end of the stream.
+func (s *SSE) NextEvent() (name, payload string, ok bool) {
+	s.tb.Helper()
+	for s.sc.Scan() {
+		line := s.sc.Text()
+		switch {
+		case line == "" || strings.HasPrefix(line, ":"):
+			continue
+		case strings.HasPrefix(line, "event: "):
+			name = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: "):
+			return name, strings.TrimPrefix(line, "data: "), true
+		default:
+			s.tb.Errorf("unexpected SSE line %q", line)
+		}
+	}
+	return "", "", false
+}
