@@ -19,7 +19,8 @@ type dialect struct {
 	// nowMS is an SQL expression for the database's current time in ms.
 	nowMS string
 	// claim marks up to ? pending jobs (oldest first) running on node ?
-	// and returns their id, kind, args, submitted_at and attempt. Arguments: started_at, node, limit.
+	// and returns their id, kind, args, submitted_at, attempt, trigger,
+	// retry_of, series and run_at. Arguments: started_at, node, limit.
 	claim string
 	// notify, when not empty, sends one notification (channel, payload)
 	// inside the current transaction; it is delivered at commit.
@@ -35,7 +36,7 @@ var (
 		// cannot claim the same job.
 		claim: `UPDATE jobs SET status = 'running', started_at = ?, node = ?
 WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' ORDER BY submitted_at, id LIMIT ?)
-RETURNING id, kind, args, submitted_at, attempt`,
+RETURNING id, kind, args, submitted_at, attempt, trigger, retry_of, series, run_at`,
 	}
 	postgresDialect = dialect{
 		name:  "postgres",
@@ -48,7 +49,7 @@ RETURNING id, kind, args, submitted_at, attempt`,
 )
 UPDATE jobs SET status = 'running', started_at = ?, node = ?
 FROM next WHERE jobs.id = next.id AND jobs.status = 'pending'
-RETURNING jobs.id, jobs.kind, jobs.args, jobs.submitted_at, jobs.attempt`,
+RETURNING jobs.id, jobs.kind, jobs.args, jobs.submitted_at, jobs.attempt, jobs.trigger, jobs.retry_of, jobs.series, jobs.run_at`,
 		notify: "SELECT pg_notify(?, ?)",
 	}
 )
