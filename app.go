@@ -51,6 +51,7 @@ type App struct {
 	pgURL     string
 	sched     *job.Scheduler
 	tasks     *task.Manager
+	timetable *task.Timetable // fires schedules and starts retries
 	artifacts *artifact.Manager
 	// live carries the output of shell jobs running in this process.
 	live *livelog.Hub
@@ -201,6 +202,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("chapkit: orphan validation: %w", err)
 		}
 	}
+	if a.tasks != nil && a.sched != nil {
+		a.timetable = task.NewTimetable(a.tasks, a.sched, task.TimetableConfig{
+			Now: a.s.tasks.Now, PollInterval: a.s.jobs.PollInterval, Logger: a.log})
+		a.timetable.Start()
+	}
 	if a.s.retention != nil {
 		a.pruneStop, a.pruneDone = make(chan struct{}), make(chan struct{})
 		go a.runPruner(a.pruneStop, a.pruneDone)
@@ -217,6 +223,9 @@ func (a *App) abortStart() {
 	if a.sched != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		if a.timetable != nil {
+			a.timetable.Stop()
+		}
 		if err := a.sched.Stop(ctx); err != nil {
 			a.log.Warn("stop scheduler after failed start", "error", err)
 		}
@@ -367,6 +376,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 	a.http.Drain()
 	var errs []error
+	if a.timetable != nil {
+		a.timetable.Stop() // no tick or retry is promoted while draining
+	}
 	// The scheduler drains before the server stops, not after: while
 	// running jobs finish, clients can still read their status and get the
 	// documented 503 from $execute instead of a refused connection.

@@ -321,11 +321,31 @@ func takeUsage(t testing.TB, data map[string]any, keys ...string) {
 var jobRecordKeys = []string{"id", "status", "submitted_at", "started_at", "finished_at", "error", "error_traceback", "artifact_id"}
 
 // isJobRecord reports whether rec has exactly the job record keys, plus
-// optionally "node" (a string, present once a node claimed the job).
+// optionally "node" (a string, present once a node claimed the job),
+// "trigger" (one of "api", "schedule", "retry"), "retry_of" (a job id)
+// and "attempt" (a positive number, on jobs of a retry chain).
 func isJobRecord(rec map[string]any) bool {
 	n := len(jobRecordKeys)
 	if node, ok := rec["node"]; ok {
 		if _, isString := node.(string); !isString {
+			return false
+		}
+		n++
+	}
+	if trigger, ok := rec["trigger"]; ok {
+		if trigger != "api" && trigger != "schedule" && trigger != "retry" {
+			return false
+		}
+		n++
+	}
+	if first, ok := rec["retry_of"]; ok {
+		if s, isString := first.(string); !isString || len(s) != 26 {
+			return false
+		}
+		n++
+	}
+	if attempt, ok := rec["attempt"]; ok {
+		if a, isNumber := attempt.(float64); !isNumber || a < 1 {
 			return false
 		}
 		n++

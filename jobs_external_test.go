@@ -147,7 +147,7 @@ func TestJobCancel(t *testing.T) {
 		pgid := waitRunning(t, app, id)
 		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+id+"/$cancel", "", "")
 		expect(t, rec, http.StatusAccepted, ctJSON, map[string]any{"id": id, "status": "canceled",
-			"error": nil, "error_traceback": nil, "artifact_id": nil}, ignoreKeys("submitted_at", "started_at", "finished_at", "node"))
+			"error": nil, "error_traceback": nil, "artifact_id": nil, "trigger": "api"}, ignoreKeys("submitted_at", "started_at", "finished_at", "node"))
 		got := object(t, rec.Body.Bytes())
 		if !isJobRecord(got) {
 			t.Errorf("canceled record = %v, want the job record keys", got)
@@ -188,7 +188,7 @@ func TestJobCancel(t *testing.T) {
 		pending := execute(t, h, shellTask(t, h, "echo never"))
 		rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+pending+"/$cancel", "", "")
 		expect(t, rec, http.StatusAccepted, ctJSON, map[string]any{"id": pending, "status": "canceled", "started_at": nil,
-			"error": nil, "error_traceback": nil, "artifact_id": nil}, ignoreKeys("submitted_at", "finished_at"))
+			"error": nil, "error_traceback": nil, "artifact_id": nil, "trigger": "api"}, ignoreKeys("submitted_at", "finished_at"))
 		if rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+blocker+"/$cancel", "", ""); rec.Code != http.StatusAccepted {
 			t.Fatalf("$cancel blocker: %d", rec.Code)
 		}

@@ -37,13 +37,34 @@ type Job struct {
 	// Node is the id of the node that claimed the job (see [Node]); nil
 	// while it waits.
 	Node *string `gorm:"type:text;index"`
+	// RunAt is when a scheduled job becomes due; nil for the others.
+	RunAt *time.Time `gorm:"uniqueIndex:idx_jobs_series_run_at,priority:2"`
+	// Series names the schedule a job was planned for (for task jobs, the
+	// task id). The unique key (series, run_at) records each tick once, so
+	// no tick can be planned, and so run, twice.
+	Series *string `gorm:"type:text;uniqueIndex:idx_jobs_series_run_at,priority:1"`
+	// Trigger says what created the job: TriggerAPI, TriggerSchedule or
+	// TriggerRetry; nil for jobs stored by earlier releases.
+	Trigger *string `gorm:"type:text"`
+	// RetryOf is the id of the first job of a retry chain; nil for a first
+	// attempt.
+	RetryOf *string `gorm:"type:text;index"`
 }
+
+// What created a job (the job record's "trigger").
+const (
+	TriggerAPI      = "api"
+	TriggerSchedule = "schedule"
+	TriggerRetry    = "retry"
+)
 
 // TableName pins the table name.
 func (Job) TableName() string { return "jobs" }
 
 // Record is the wire shape of a job (docs/http-api.md): all eight keys are
-// always present, nulls included; attempt only where retries are enabled.
+// always present, nulls included; attempt where interrupted jobs are
+// retried or the job belongs to a retry chain; node, trigger and retry_of
+// only when set.
 type Record struct {
 	ID             string  `json:"id"`
 	Status         Status  `json:"status"`
@@ -56,6 +77,10 @@ type Record struct {
 	Attempt        int     `json:"attempt,omitempty"`
 	// Node is the node that runs or ran the job; absent while it waits.
 	Node *string `json:"node,omitempty"`
+	// Trigger is "api", "schedule" or "retry" (absent for jobs of
+	// earlier releases); RetryOf is the first job of a retry chain.
+	Trigger *string `json:"trigger,omitempty"`
+	RetryOf *string `json:"retry_of,omitempty"`
 }
 
 // Record renders j for the wire. withAttempt adds the attempt member.
@@ -70,8 +95,10 @@ func (j *Job) Record(withAttempt bool) Record {
 		ErrorTraceback: j.ErrorTraceback,
 		ArtifactID:     j.ArtifactID,
 		Node:           j.Node,
+		Trigger:        j.Trigger,
+		RetryOf:        j.RetryOf,
 	}
-	if withAttempt {
+	if withAttempt || j.RetryOf != nil {
 		r.Attempt = j.Attempt
 	}
 	return r

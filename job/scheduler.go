@@ -331,7 +331,8 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 	s.reserved++
 	s.mu.Unlock()
 
-	j := &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: wire.Now(), Attempt: 1}
+	trigger := TriggerAPI
+	j := &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: wire.Now(), Attempt: 1, Trigger: &trigger}
 	err = s.write(&writeOp{kind: opInsert, job: j}).err
 
 	s.mu.Lock()
@@ -724,11 +725,15 @@ func (s *Scheduler) Get(ctx context.Context, id string) (*Job, error) {
 }
 
 // List returns the jobs, newest submission first (ties: id descending),
-// only those with status when status is not empty.
+// only those with status when status is not empty. Without a status it
+// leaves out scheduled jobs (ticks and retries waiting for their time),
+// which clients see only when they ask for them.
 func (s *Scheduler) List(ctx context.Context, status Status) ([]Job, error) {
 	q := s.db.WithContext(ctx).Order("submitted_at DESC, id DESC")
 	if status != "" {
 		q = q.Where("status = ?", status)
+	} else {
+		q = q.Where("status <> ?", StatusScheduled)
 	}
 	jobs := []Job{}
 	if err := q.Find(&jobs).Error; err != nil {

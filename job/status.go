@@ -10,10 +10,14 @@ const (
 	StatusCompleted Status = "completed"
 	StatusFailed    Status = "failed"
 	StatusCanceled  Status = "canceled"
+	// StatusScheduled: waiting for its run_at (a planned tick of a
+	// schedule, or a retry waiting for its delay). Lists show it only when
+	// asked for by status.
+	StatusScheduled Status = "scheduled"
 )
 
 // Statuses lists every status in the order chapkit clients list them.
-var Statuses = []Status{StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
+var Statuses = []Status{StatusPending, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled, StatusScheduled}
 
 // Terminal reports whether no further transition can follow s.
 func (s Status) Terminal() bool {

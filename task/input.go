@@ -19,6 +19,9 @@ type In struct {
 	Parameters     json.RawMessage // nil when absent or null
 	Enabled        bool
 	TimeoutSeconds *int
+	// Options holds the schedule and retry fields given (nil: absent or
+	// null).
+	Options Options
 }
 
 // DecodeIn validates a decoded JSON body (as produced by json.Decoder with
@@ -102,6 +105,7 @@ func DecodeIn(body any) (In, error) {
 			in.TimeoutSeconds = &secs
 		}
 	}
+	in.Options = decodeOptions(obj, add)
 	if len(items) > 0 {
 		return In{}, problem.Invalid(op, items...)
 	}

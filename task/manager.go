@@ -76,6 +76,15 @@ type Config struct {
 	// Live, if not nil, receives the output of shell tasks as they write
 	// it, keyed by job ID (docs/live-output.md); nil means none.
 	Live *livelog.Hub
+	// Now is the clock of schedules and retry delays; nil means time.Now.
+	Now func() time.Time
+}
+
+func (m *Manager) now() time.Time {
+	if m.cfg.Now != nil {
+		return m.cfg.Now()
+	}
+	return time.Now()
 }
 
 // Manager stores task templates and executes them. It is safe for
@@ -125,7 +134,7 @@ func (m *Manager) Create(ctx context.Context, in In) (*Task, error) {
 	}
 	now := wire.Now()
 	t := &Task{ID: in.ID, Command: in.Command, TaskType: in.TaskType, Parameters: in.Parameters,
-		Enabled: in.Enabled, TimeoutSeconds: in.TimeoutSeconds, CreatedAt: now, UpdatedAt: now}
+		Enabled: in.Enabled, TimeoutSeconds: in.TimeoutSeconds, Options: in.Options, CreatedAt: now, UpdatedAt: now}
 	if err := m.db.WithContext(ctx).Create(t).Error; err != nil {
 		return nil, dbErr(op, err)
 	}
@@ -215,6 +224,10 @@ func applyPut(t Task, in In) Task {
 	if in.TimeoutSeconds != nil {
 		t.TimeoutSeconds = in.TimeoutSeconds
 	}
+	// Like parameters, schedule and retry fields change only when given:
+	// a client that does not know them keeps them. PATCH with null
+	// removes one.
+	t.Options = t.Options.overlay(in.Options)
 	return t
 }
 
@@ -227,24 +240,26 @@ func (m *Manager) Patch(ctx context.Context, id string, patch json.RawMessage) (
 	if err != nil {
 		return nil, err
 	}
-	doc, err := json.Marshal(map[string]any{
+	members := map[string]any{
 		"command": t.Command, "task_type": t.TaskType, "parameters": nullIfEmpty(t.Parameters),
 		"enabled": t.Enabled, "timeout_seconds": t.TimeoutSeconds,
-	})
+	}
+	t.Options.members(members)
+	doc, err := json.Marshal(members)
 	if err != nil {
 		return nil, problem.Wrap(problem.KindInternal, op, err, "encode task")
 	}
 	// RFC 7396 reads null as "remove the member", which for these fields
 	// would quietly restore the defaults; null is not a value they take.
-	var members map[string]any
-	if json.Unmarshal(patch, &members) == nil {
+	var given map[string]any
+	if json.Unmarshal(patch, &given) == nil {
 		var items []problem.Violation
 		for _, f := range []struct{ name, typ, msg string }{
 			{"command", "string_type", "Input should be a valid string"},
 			{"task_type", "literal_error", "Input should be 'shell' or 'python'"},
 			{"enabled", "bool_type", "Input should be a valid boolean"},
 		} {
-			if v, present := members[f.name]; present && v == nil {
+			if v, present := given[f.name]; present && v == nil {
 				items = append(items, problem.Violation{Type: f.typ, Loc: []any{"body", f.name}, Msg: f.msg, Input: nil})
 			}
 		}
@@ -269,7 +284,7 @@ func (m *Manager) Patch(ctx context.Context, id string, patch json.RawMessage) (
 	}
 	next := *t
 	next.Command, next.TaskType, next.Enabled = in.Command, in.TaskType, in.Enabled
-	next.Parameters, next.TimeoutSeconds = in.Parameters, in.TimeoutSeconds
+	next.Parameters, next.TimeoutSeconds, next.Options = in.Parameters, in.TimeoutSeconds, in.Options
 	return m.save(ctx, op, t, next)
 }
 
@@ -279,10 +294,14 @@ func (m *Manager) save(ctx context.Context, op string, old *Task, next Task) (*T
 		return old, nil
 	}
 	next.UpdatedAt = wire.Now()
-	err := m.db.WithContext(ctx).Model(&Task{}).Where("id = ?", old.ID).Updates(map[string]any{
+	cols := next.Options.columns()
+	for k, v := range map[string]any{
 		"command": next.Command, "task_type": next.TaskType, "parameters": nullableJSON(next.Parameters),
 		"enabled": next.Enabled, "timeout_seconds": next.TimeoutSeconds, "updated_at": next.UpdatedAt,
-	}).Error
+	} {
+		cols[k] = v
+	}
+	err := m.db.WithContext(ctx).Model(&Task{}).Where("id = ?", old.ID).Updates(cols).Error
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
@@ -300,7 +319,7 @@ func sameContent(a, b *Task) bool {
 	sameTimeout := (a.TimeoutSeconds == nil) == (b.TimeoutSeconds == nil) &&
 		(a.TimeoutSeconds == nil || *a.TimeoutSeconds == *b.TimeoutSeconds)
 	return a.Command == b.Command && a.TaskType == b.TaskType && a.Enabled == b.Enabled &&
-		bytes.Equal(a.Parameters, b.Parameters) && sameTimeout
+		bytes.Equal(a.Parameters, b.Parameters) && sameTimeout && a.Options.equal(b.Options)
 }
 
 // Delete removes a task. Its artifacts and jobs are kept.

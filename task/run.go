@@ -68,9 +68,18 @@ type FunctionResult struct {
 type artifactResult struct {
 	store artifactInserter
 	data  json.RawMessage
+	// retry, when set, is the next attempt, stored in the same
+	// transaction as this attempt's artifact.
+	retry *job.Job
 }
 
-func (r artifactResult) CommitJob(tx *gorm.DB) (string, error) { return r.store.Insert(tx, r.data) }
+func (r artifactResult) CommitJob(tx *gorm.DB) (string, error) {
+	id, err := r.store.Insert(tx, r.data)
+	if err != nil || r.retry == nil {
+		return id, err
+	}
+	return id, job.InsertRetry(tx, r.retry)
+}
 
 // RunJob is the job handler of task executions ([JobKind]). It re-reads the
 // task (the snapshot is taken now, at run time, not at submission), runs it and returns the
@@ -95,10 +104,15 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 		timeout = t.Timeout()
 	}
 	var data any
+	failed := false
 	if args.TaskType == TypePython {
-		data, err = m.runFunction(ctx, run, t, timeout)
+		var res *FunctionResult
+		res, err = m.runFunction(ctx, run, t, timeout)
+		data, failed = res, res != nil && res.Error != nil
 	} else {
-		data, err = m.runShell(ctx, run, t, timeout)
+		var res *ShellResult
+		res, err = m.runShell(ctx, run, t, timeout)
+		data, failed = res, res != nil && t.Options.retriesExitCode(res.ExitCode)
 	}
 	if err != nil {
 		return nil, err
@@ -110,7 +124,11 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 		// Go's internal wording, since the job's error is shown to clients.
 		return nil, registry.NewError("SerializationError", "The task's artifact could not be encoded as JSON")
 	}
-	return artifactResult{store: m.cfg.Artifacts, data: raw}, nil
+	out := artifactResult{store: m.cfg.Artifacts, data: raw}
+	if failed && run.Job.Attempt < t.Options.maxAttempts() {
+		out.retry = job.NewRetry(run.Job, m.now().Add(t.Options.retryDelay(run.Job.Attempt)))
+	}
+	return out, nil
 }
 
 func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout time.Duration) (*ShellResult, error) {

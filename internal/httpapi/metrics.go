@@ -38,6 +38,8 @@ type metrics struct {
 	jobsSubmitted *prometheus.CounterVec
 	jobsFinished  *prometheus.CounterVec
 	jobDuration   *prometheus.HistogramVec
+	// Schedules and retries: ticks fired and skipped, retries started.
+	ticksFired, ticksSkipped, retries *prometheus.CounterVec
 }
 
 func newMetrics(s *Server, cfg Monitoring) *metrics {
@@ -71,6 +73,18 @@ func newMetrics(s *Server, cfg Monitoring) *metrics {
 		Help:    "Time from start to finish of jobs that ran, by kind and final status.",
 		Buckets: []float64{.01, .05, .1, .5, 1, 5, 10, 30, 60, 300, 900, 3600},
 	}, []string{"kind", "status"})
+	m.ticksFired = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chapkit_schedule_ticks_fired_total",
+		Help: "Ticks of task schedules that started an execution, by kind.",
+	}, []string{"kind"})
+	m.ticksSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chapkit_schedule_ticks_skipped_total",
+		Help: "Ticks of task schedules skipped (previous execution still running, missed, or schedule changed), by kind.",
+	}, []string{"kind"})
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "chapkit_job_retries_total",
+		Help: "Retry attempts started after a failed execution, by kind.",
+	}, []string{"kind"})
 	counts := func(pick func(p, r int) int) func() float64 {
 		return func() float64 {
 			// Read when scraped; the scheduler exists once Start returned.
@@ -98,7 +112,7 @@ func newMetrics(s *Server, cfg Monitoring) *metrics {
 			abandoned(func(now int, _ int64) float64 { return float64(now) })),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.duration, m.active, m.jobsSubmitted, m.jobsFinished, m.jobDuration,
+		m.duration, m.active, m.jobsSubmitted, m.jobsFinished, m.jobDuration, m.ticksFired, m.ticksSkipped, m.retries,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chapkit_jobs_pending", Help: "Jobs waiting for a slot."},
 			counts(func(p, _ int) int { return p })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chapkit_jobs_running", Help: "Jobs running."},
@@ -194,8 +208,19 @@ func (m *metrics) countActive(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // JobChanged implements job.Observer: it counts submissions and final
-// statuses and times the jobs that ran.
+// statuses, times the jobs that ran, and counts the scheduled jobs that
+// were fired, skipped or retried.
 func (m *metrics) JobChanged(j *job.Job, from job.Status) {
+	if from == job.StatusScheduled && j.Trigger != nil {
+		switch {
+		case j.Status == job.StatusPending && *j.Trigger == job.TriggerSchedule:
+			m.ticksFired.WithLabelValues(j.Kind).Inc()
+		case j.Status == job.StatusPending && *j.Trigger == job.TriggerRetry:
+			m.retries.WithLabelValues(j.Kind).Inc()
+		case job.Skipped(j):
+			m.ticksSkipped.WithLabelValues(j.Kind).Inc()
+		}
+	}
 	if from == "" {
 		m.jobsSubmitted.WithLabelValues(j.Kind).Inc()
 		return

@@ -28,6 +28,16 @@ func (s *Server) taskRoutes() []route {
 		"parameters":      nullableSchema(map[string]any{"type": "object", "additionalProperties": true}),
 		"enabled":         map[string]any{"type": "boolean"},
 		"timeout_seconds": nullableSchema(map[string]any{"type": "integer"}),
+		"schedule": nullableSchema(map[string]any{"type": "string",
+			"description": "cron expression (5 fields, or 6 with seconds first), @hourly/@daily/..., or @every <duration>"}),
+		"schedule_timezone":       nullableSchema(map[string]any{"type": "string", "description": "IANA time zone; default UTC"}),
+		"schedule_overlap":        nullableSchema(map[string]any{"type": "string", "enum": []string{task.OverlapSkip, task.OverlapAllow}}),
+		"schedule_catch_up":       nullableSchema(map[string]any{"type": "boolean"}),
+		"max_attempts":            nullableSchema(map[string]any{"type": "integer", "minimum": 1, "maximum": task.MaxAttemptsLimit}),
+		"retry_delay_seconds":     nullableSchema(map[string]any{"type": "number", "minimum": 0, "maximum": task.MaxRetryDelaySeconds}),
+		"retry_max_delay_seconds": nullableSchema(map[string]any{"type": "number", "minimum": 0, "maximum": task.MaxRetryDelaySeconds}),
+		"retry_on_exit_codes": map[string]any{"anyOf": []any{map[string]any{"type": "string", "enum": []string{"any"}},
+			map[string]any{"type": "array", "items": map[string]any{"type": "integer", "minimum": 1, "maximum": 255}}, map[string]any{"type": "null"}}},
 	}, "required": []string{"command"}})
 	out := of(task.Out{})
 	const tag = "Tasks"

@@ -1,0 +1,445 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/chapkit-go/chapkit/job"
+	"github.com/chapkit-go/chapkit/problem"
+)
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *fakeClock {
+	// Ahead of the real clock, so tasks created now (their updated_at is
+	// real time) lie in the fake past.
+	return &fakeClock{now: time.Now().UTC().Truncate(time.Second).Add(time.Minute)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestScheduleNext(t *testing.T) {
+	t.Parallel()
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	ticks := func(expr, zone, from string, n int) []string {
+		s, err := ParseSchedule(expr, zone)
+		if err != nil {
+			t.Fatalf("ParseSchedule(%q, %q): %v", expr, zone, err)
+		}
+		var out []string
+		cur := at(from)
+		for range n {
+			cur = s.Next(cur)
+			out = append(out, cur.Format(time.RFC3339))
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name, expr, zone, from string
+		want                   []string
+	}{
+		{"five fields", "*/15 * * * *", "", "2026-01-01T10:07:00Z", []string{"2026-01-01T10:15:00Z", "2026-01-01T10:30:00Z", "2026-01-01T10:45:00Z"}},
+		{"six fields with seconds", "*/20 * * * * *", "UTC", "2026-01-01T10:00:05Z", []string{"2026-01-01T10:00:20Z", "2026-01-01T10:00:40Z", "2026-01-01T10:01:00Z"}},
+		{"descriptor", "@hourly", "", "2026-01-01T10:07:00Z", []string{"2026-01-01T11:00:00Z", "2026-01-01T12:00:00Z"}},
+		{"every", "@every 30s", "", "2026-01-01T10:00:00Z", []string{"2026-01-01T10:00:30Z", "2026-01-01T10:01:00Z"}},
+		// 03:00 in New York is 08:00 UTC before the change to daylight
+		// saving time on 2026-03-08 and 07:00 UTC from that day on.
+		{"time zone across DST", "0 3 * * *", "America/New_York", "2026-03-06T12:00:00Z",
+			[]string{"2026-03-07T08:00:00Z", "2026-03-08T07:00:00Z", "2026-03-09T07:00:00Z"}},
+		{"daily in a zone", "@daily", "Europe/Berlin", "2026-01-01T12:00:00Z", []string{"2026-01-01T23:00:00Z", "2026-01-02T23:00:00Z"}},
+	} {
+		if diff := cmp.Diff(tc.want, ticks(tc.expr, tc.zone, tc.from, len(tc.want))); diff != "" {
+			t.Errorf("%s: ticks (-want +got):\n%s", tc.name, diff)
+		}
+	}
+}
+
+func TestScheduleValidation(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		body, field string
+	}{
+		{`{"command":"c","schedule":"not cron"}`, "schedule"},
+		{`{"command":"c","schedule":"61 * * * *"}`, "schedule"},
+		{`{"command":"c","schedule":"TZ=UTC * * * * *"}`, "schedule"},
+		{`{"command":"c","schedule":"@daily","schedule_timezone":"Mars/Olympus"}`, "schedule_timezone"},
+		{`{"command":"c","schedule":"@daily","schedule_overlap":"queue"}`, "schedule_overlap"},
+		{`{"command":"c","max_attempts":0}`, "max_attempts"},
+		{`{"command":"c","retry_delay_seconds":-1}`, "retry_delay_seconds"},
+		{`{"command":"c","retry_on_exit_codes":"some"}`, "retry_on_exit_codes"},
+		{`{"command":"c","retry_on_exit_codes":[0]}`, "retry_on_exit_codes"},
+	} {
+		_, err := DecodeIn(mustDecode(t, tc.body))
+		var p *problem.Error
+		if err == nil || !errors.As(err, &p) || len(p.Items) != 1 {
+			t.Errorf("DecodeIn(%s) = %v, want one violation", tc.body, err)
+			continue
+		}
+		if diff := cmp.Diff([]any{"body", tc.field}, p.Items[0].Loc); diff != "" {
+			t.Errorf("DecodeIn(%s): loc (-want +got):\n%s", tc.body, diff)
+		}
+	}
+	in := mustIn(t, `{"command":"c","schedule":"@every 5s","schedule_timezone":"America/New_York","schedule_overlap":"allow",
+		"schedule_catch_up":true,"max_attempts":3,"retry_delay_seconds":0.5,"retry_max_delay_seconds":10,"retry_on_exit_codes":[2,3]}`)
+	if in.Options.Schedule == nil || *in.Options.MaxAttempts != 3 || *in.Options.RetryOnExitCodes != "[2,3]" {
+		t.Errorf("options = %+v", in.Options)
+	}
+}
+
+func TestTaskOutOptions(t *testing.T) {
+	t.Parallel()
+	m, _ := newStore(t)
+	plain := mustCreate(t, m, `{"command":"c"}`).Out()
+	if plain.Schedule != nil || plain.NextRunAt != nil || plain.MaxAttempts != nil || plain.RetryOnExitCodes != nil {
+		t.Errorf("a task without schedule or retries shows %+v", plain)
+	}
+	tk := mustCreate(t, m, `{"command":"c","schedule":"0 3 * * *","schedule_timezone":"America/New_York","max_attempts":2}`)
+	out := tk.OutAt(time.Date(2026, 3, 7, 12, 0, 0, 0, time.UTC))
+	if got := string(out.NextRunAt); got != `"2026-03-08T07:00:00Z"` {
+		t.Errorf("next_run_at = %s", got)
+	}
+	if *out.ScheduleOverlap != OverlapSkip || *out.ScheduleCatchUp || *out.RetryDelaySeconds != 1 || *out.RetryMaxDelaySeconds != 300 || string(out.RetryOnExitCodes) != "null" {
+		t.Errorf("defaults not shown: %+v", out)
+	}
+	// PATCH null removes the schedule; PUT without it keeps it.
+	put, err := m.Update(t.Context(), tk.ID, mustIn(t, `{"command":"d"}`))
+	if err != nil || put.Options.Schedule == nil {
+		t.Fatalf("PUT without schedule: %v, %+v", err, put)
+	}
+	patched, err := m.Patch(t.Context(), tk.ID, []byte(`{"schedule":null}`))
+	if err != nil || patched.Options.Schedule != nil || patched.Options.MaxAttempts == nil {
+		t.Fatalf("PATCH schedule null: %v, %+v", err, patched)
+	}
+	disabled, err := m.Patch(t.Context(), tk.ID, []byte(`{"schedule":"@hourly","enabled":false}`))
+	if err != nil || string(disabled.Out().NextRunAt) != "null" {
+		t.Fatalf("disabled task next_run_at: %v, %s", err, disabled.Out().NextRunAt)
+	}
+}
+
+// scheduled returns the waiting rows.
+func scheduled(t *testing.T, b *testBundle) []job.Job {
+	t.Helper()
+	jobs, err := b.sched.List(t.Context(), job.StatusScheduled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
+func step(t *testing.T, tt *Timetable) {
+	t.Helper()
+	if err := tt.Step(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// seriesJobs lists the jobs of a task's schedule by status.
+func seriesJobs(t *testing.T, b *testBundle, taskID string) map[job.Status]int {
+	t.Helper()
+	var rows []job.Job
+	if err := b.db.Where("series = ?", taskID).Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	out := map[job.Status]int{}
+	for _, r := range rows {
+		out[r.Status]++
+	}
+	return out
+}
+
+// promoted waits for the job promoted at the last step to finish.
+func finishedTick(t *testing.T, b *testBundle, before []job.Job) *job.Job {
+	t.Helper()
+	if len(before) != 1 {
+		t.Fatalf("want one waiting tick, got %d", len(before))
+	}
+	return waitJob(t, b, before[0].ID)
+}
+
+func TestTimetableTicks(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	clock := newClock()
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 10s"}`)
+
+	step(t, tt)
+	waiting := scheduled(t, b)
+	if len(waiting) != 1 || !waiting[0].RunAt.Equal(clock.Now().Add(10*time.Second)) || *waiting[0].Trigger != job.TriggerSchedule {
+		t.Fatalf("after the first step: %+v", waiting)
+	}
+	step(t, tt) // nothing due: nothing changes
+	if again := scheduled(t, b); len(again) != 1 || again[0].ID != waiting[0].ID {
+		t.Fatalf("a second step planned again: %+v", again)
+	}
+	for i := range 3 {
+		clock.Add(10 * time.Second)
+		step(t, tt)
+		j := finishedTick(t, b, waiting)
+		if j.Status != job.StatusCompleted || *j.Trigger != job.TriggerSchedule {
+			t.Fatalf("tick %d: %+v", i, j)
+		}
+		waiting = scheduled(t, b)
+	}
+	if diff := cmp.Diff(map[job.Status]int{job.StatusCompleted: 3, job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+		t.Errorf("jobs of the schedule (-want +got):\n%s", diff)
+	}
+	// Unfiltered lists leave the waiting tick out.
+	all, err := b.sched.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range all {
+		if j.Status == job.StatusScheduled {
+			t.Errorf("unfiltered list shows scheduled job %s", j.ID)
+		}
+	}
+	// Disabling the task removes its waiting tick; nothing fires.
+	if _, err := b.mgr.Patch(t.Context(), tk.ID, []byte(`{"enabled":false}`)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(10 * time.Second)
+	step(t, tt)
+	if diff := cmp.Diff(map[job.Status]int{job.StatusCompleted: 3}, seriesJobs(t, b, tk.ID)); diff != "" {
+		t.Errorf("after disabling (-want +got):\n%s", diff)
+	}
+}
+
+func TestTimetableOverlap(t *testing.T) {
+	t.Parallel()
+	for _, overlap := range []string{OverlapSkip, OverlapAllow} {
+		t.Run(overlap, func(t *testing.T) {
+			t.Parallel()
+			g := newGate()
+			b := setup(t, setupOpts{register: g.register})
+			clock := newClock()
+			tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+			tk := mustCreate(t, b.mgr, `{"command":"block","task_type":"python","schedule":"@every 10s","schedule_overlap":"`+overlap+`"}`)
+			step(t, tt)
+			first := scheduled(t, b)
+			clock.Add(10 * time.Second)
+			step(t, tt)
+			select {
+			case <-g.started:
+			case <-time.After(10 * time.Second):
+				t.Fatal("first tick did not start")
+			}
+			second := scheduled(t, b)
+			clock.Add(10 * time.Second)
+			step(t, tt) // the first execution still runs
+			if overlap == OverlapSkip {
+				j := finishedTick(t, b, second)
+				if !job.Skipped(j) {
+					t.Errorf("second tick = %s %v, want skipped", j.Status, deref(j.Error))
+				}
+			} else {
+				select {
+				case <-g.started:
+				case <-time.After(10 * time.Second):
+					t.Fatal("second tick did not start beside the first")
+				}
+			}
+			close(g.release)
+			if j := finishedTick(t, b, first); j.Status != job.StatusCompleted {
+				t.Errorf("first tick = %s", j.Status)
+			}
+			want := map[job.Status]int{job.StatusCompleted: 1, job.StatusCanceled: 1, job.StatusScheduled: 1}
+			if overlap == OverlapAllow {
+				waitJob(t, b, second[0].ID)
+				want = map[job.Status]int{job.StatusCompleted: 2, job.StatusScheduled: 1}
+			}
+			if diff := cmp.Diff(want, seriesJobs(t, b, tk.ID)); diff != "" {
+				t.Errorf("jobs of the schedule (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTimetableCatchUp(t *testing.T) {
+	t.Parallel()
+	for _, catchUp := range []bool{false, true} {
+		name := map[bool]string{false: "missed ticks skipped", true: "one catch-up run"}[catchUp]
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, setupOpts{})
+			clock := newClock()
+			body := `{"command":"echo x","schedule":"@every 10s","schedule_catch_up":false}`
+			if catchUp {
+				body = `{"command":"echo x","schedule":"@every 10s","schedule_catch_up":true}`
+			}
+			tk := mustCreate(t, b.mgr, body)
+			step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
+			waiting := scheduled(t, b)
+			// No node runs for an hour: 360 ticks are missed.
+			clock.Add(time.Hour)
+			step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
+			j := finishedTick(t, b, waiting)
+			want := map[job.Status]int{job.StatusCanceled: 1, job.StatusScheduled: 1}
+			if catchUp {
+				want = map[job.Status]int{job.StatusCompleted: 1, job.StatusScheduled: 1}
+				if j.Status != job.StatusCompleted {
+					t.Errorf("catch-up tick = %s", j.Status)
+				}
+			} else if !job.Skipped(j) {
+				t.Errorf("missed tick = %s %v, want skipped", j.Status, deref(j.Error))
+			}
+			if diff := cmp.Diff(want, seriesJobs(t, b, tk.ID)); diff != "" {
+				t.Errorf("jobs of the schedule (-want +got):\n%s", diff)
+			}
+			if next := scheduled(t, b); len(next) != 1 || !next[0].RunAt.After(clock.Now()) {
+				t.Errorf("next tick not planned after now: %+v", next)
+			}
+		})
+	}
+}
+
+func TestTimetableRestartAndConcurrentSteps(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	clock := newClock()
+	tk := mustCreate(t, b.mgr, `{"command":"echo x","schedule":"@every 10s"}`)
+	step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
+	waiting := scheduled(t, b)
+	// A new process takes over between ticks: several timetables step at
+	// the same moment; the tick still runs once.
+	clock.Add(10 * time.Second)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}).Step(context.Background())
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	finishedTick(t, b, waiting)
+	if diff := cmp.Diff(map[job.Status]int{job.StatusCompleted: 1, job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+		t.Errorf("jobs of the schedule (-want +got):\n%s", diff)
+	}
+}
+
+func TestRetries(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{register: registerFunctions})
+	clock := newClock()
+	b.mgr.cfg.Now = clock.Now
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	tk := mustCreate(t, b.mgr, `{"command":"designed_to_fail","task_type":"python","max_attempts":3,"retry_delay_seconds":10,"retry_max_delay_seconds":15}`)
+	first := runTask(t, b, tk.ID)
+	if first.Attempt != 1 || *first.Trigger != job.TriggerAPI {
+		t.Fatalf("first attempt: %+v", first)
+	}
+	completedData(t, b, first)
+	// Attempt 2 waits 10 s less up to a fifth; attempt 3 min(20, 15) s less up to a fifth.
+	for _, a := range []struct {
+		attempt  int
+		min, max time.Duration
+	}{{2, 8 * time.Second, 10 * time.Second}, {3, 12 * time.Second, 15 * time.Second}} {
+		waiting := scheduled(t, b)
+		if len(waiting) != 1 {
+			t.Fatalf("attempt %d: %d waiting rows", a.attempt, len(waiting))
+		}
+		r := waiting[0]
+		delay := r.RunAt.Sub(clock.Now())
+		if r.Attempt != a.attempt || *r.RetryOf != first.ID || *r.Trigger != job.TriggerRetry || delay < a.min || delay > a.max {
+			t.Fatalf("attempt %d: attempt %d retry_of %v delay %s", a.attempt, r.Attempt, deref(r.RetryOf), delay)
+		}
+		clock.Add(delay - time.Millisecond)
+		step(t, tt)
+		if got := scheduled(t, b); len(got) != 1 {
+			t.Fatalf("attempt %d promoted before its time", a.attempt)
+		}
+		clock.Add(time.Millisecond)
+		step(t, tt)
+		j := waitJob(t, b, r.ID)
+		data := completedData(t, b, j)
+		if data["error"] == nil {
+			t.Errorf("attempt %d stored no error", a.attempt)
+		}
+	}
+	if got := scheduled(t, b); len(got) != 0 {
+		t.Errorf("a fourth attempt was planned: %+v", got)
+	}
+	if n := countArtifacts(t, b); n != 3 {
+		t.Errorf("artifacts = %d, want one per attempt", n)
+	}
+}
+
+func TestShellRetryExitCodes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	for _, tc := range []struct {
+		codes string
+		retry bool
+	}{{`[3]`, true}, {`[4]`, false}, {`"any"`, true}, {`null`, false}} {
+		tk := mustCreate(t, b.mgr, `{"command":"exit 3","max_attempts":2,"retry_delay_seconds":60,"retry_on_exit_codes":`+tc.codes+`}`)
+		j := runTask(t, b, tk.ID)
+		completedData(t, b, j)
+		var n int64
+		if err := b.db.Model(&job.Job{}).Where("retry_of = ?", j.ID).Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		if (n == 1) != tc.retry || n > 1 {
+			t.Errorf("retry_on_exit_codes %s: %d retries", tc.codes, n)
+		}
+	}
+}
+
+func TestCancelRetryChain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{register: registerFunctions})
+	clock := newClock()
+	b.mgr.cfg.Now = clock.Now
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	tk := mustCreate(t, b.mgr, `{"command":"panics","task_type":"python","max_attempts":5,"retry_delay_seconds":1}`)
+	runTask(t, b, tk.ID)
+	waiting := scheduled(t, b)
+	if len(waiting) != 1 {
+		t.Fatalf("a panic was not retried: %+v", waiting)
+	}
+	c, err := b.sched.Cancel(t.Context(), waiting[0].ID)
+	if err != nil || c.Status != job.StatusCanceled {
+		t.Fatalf("cancel waiting retry: %v %+v", err, c)
+	}
+	clock.Add(time.Hour)
+	step(t, tt)
+	var n int64
+	if err := b.db.Model(&job.Job{}).Where("status <> ?", job.StatusCanceled).Where("retry_of IS NOT NULL").Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 || len(scheduled(t, b)) != 0 {
+		t.Errorf("the chain went on after cancel: %d attempts", n)
+	}
+}
