@@ -49,7 +49,7 @@ func waitAbandoned(t *testing.T, app *chapkit.App, want int) {
 
 // checkDegraded checks that /health is 200 degraded with the abandoned
 // calls check, and that the metrics count them.
-func checkDegraded(t *testing.T, h http.Handler, now, total int) {
+func checkDegraded(t *testing.T, h http.Handler, node string, now, total int) {
 	t.Helper()
 	rec := testkit.Request(t, h, http.MethodGet, "/health", "", "")
 	body := object(t, rec.Body.Bytes())
@@ -59,8 +59,8 @@ func checkDegraded(t *testing.T, h http.Handler, now, total int) {
 	}
 	metrics := testkit.Request(t, h, http.MethodGet, "/metrics", "", "").Body.String()
 	for _, want := range []string{
-		`chapkit_job_calls_abandoned{service_name="Test"} ` + itoa(now) + "\n",
-		`chapkit_job_calls_abandoned_total{service_name="Test"} ` + itoa(total) + "\n",
+		`chapkit_job_calls_abandoned{node="` + node + `",service_name="Test"} ` + itoa(now) + "\n",
+		`chapkit_job_calls_abandoned_total{node="` + node + `",service_name="Test"} ` + itoa(total) + "\n",
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
@@ -102,7 +102,7 @@ func TestTimeoutOfAFunctionIgnoringItsContext(t *testing.T) {
 		t.Errorf("quick job = %v, want completed", j)
 	}
 	waitAbandoned(t, app, 2)
-	checkDegraded(t, h, 2, 2)
+	checkDegraded(t, h, app.Scheduler().NodeID(), 2, 2)
 }
 
 // TestCancelOfAFunctionIgnoringItsContext: $cancel is recorded at once
@@ -127,5 +127,5 @@ func TestCancelOfAFunctionIgnoringItsContext(t *testing.T) {
 		t.Errorf("cancelled job = %v, want canceled without an artifact", j)
 	}
 	waitAbandoned(t, app, 1)
-	checkDegraded(t, h, 1, 1)
+	checkDegraded(t, h, app.Scheduler().NodeID(), 1, 1)
 }
