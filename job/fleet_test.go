@@ -342,13 +342,17 @@ func TestDrainWithRetryWaitsForTheCall(t *testing.T) {
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	b := startNode(t, db, cfg, f.handler(0))
-	b.SetMaxConcurrency(1)
 	id, err := a.Submit(t.Context(), "count", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	<-started
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job did not start within 10 s")
+	}
+	// b joins once a runs the job, so only a drain can hand it over.
+	b := startNode(t, db, cfg, f.handler(0))
 	if err := a.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
