@@ -91,13 +91,19 @@ func newRiverQueue(ctx context.Context, spec Spec, h hooks) (*riverQueue, error)
 }
 
 func (q *riverQueue) insertBulk(ctx context.Context, ps []payload) error {
+	return riverInsertBulk(ctx, q.client, ps)
+}
+
+// riverInsertBulk inserts ps with InsertManyFast in batches of 1,000, for
+// River on either driver.
+func riverInsertBulk[TTx any](ctx context.Context, client *river.Client[TTx], ps []payload) error {
 	for len(ps) > 0 {
 		n := min(len(ps), 1000)
 		params := make([]river.InsertManyParams, n)
 		for i := range n {
 			params[i] = river.InsertManyParams{Args: riverArgs{ps[i]}}
 		}
-		if _, err := q.client.InsertManyFast(ctx, params); err != nil {
+		if _, err := client.InsertManyFast(ctx, params); err != nil {
 			return err
 		}
 		ps = ps[n:]

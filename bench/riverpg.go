@@ -61,18 +61,7 @@ func newRiverPGQueue(ctx context.Context, spec Spec, h hooks) (*riverPGQueue, er
 }
 
 func (q *riverPGQueue) insertBulk(ctx context.Context, ps []payload) error {
-	for len(ps) > 0 {
-		n := min(len(ps), 1000)
-		params := make([]river.InsertManyParams, n)
-		for i := range n {
-			params[i] = river.InsertManyParams{Args: riverArgs{ps[i]}}
-		}
-		if _, err := q.client.InsertManyFast(ctx, params); err != nil {
-			return err
-		}
-		ps = ps[n:]
-	}
-	return nil
+	return riverInsertBulk(ctx, q.client, ps)
 }
 
 func (q *riverPGQueue) start(ctx context.Context) error {
