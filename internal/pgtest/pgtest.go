@@ -269,10 +269,8 @@ func RerunOnPostgres(t *testing.T) {
 			skipped++
 		}
 	}
-	pkg := filepath.Base(filepath.Dir(os.Args[0]))
-	if wd, werr := os.Getwd(); werr == nil {
-		pkg = filepath.Base(wd)
-	}
+	// go test names the binary after the package: "job.test".
+	pkg := strings.TrimSuffix(filepath.Base(os.Args[0]), ".test")
 	summary := fmt.Sprintf("PostgreSQL run of package %s: %d passed, %d failed, %d skipped", pkg, passed, failed, skipped)
 	t.Log(summary)
 	if report := os.Getenv(EnvReport); report != "" {
