@@ -423,10 +423,14 @@ function JobPage({ cfg, id }) {
   const [gone, setGone] = useState(false);
   useEffect(() => {
     const ctl = new AbortController();
-    request("GET", cfg.api.jobs + "/" + id).then(setJob, setError);
+    // The first read and the stream race each other: a record never
+    // replaces a finished one with an unfinished one, so a late answer
+    // to the first read cannot undo the end the stream already showed.
+    const update = (rec) => setJob((prev) => (prev && TERMINAL.includes(prev.status) && !TERMINAL.includes(rec.status) ? prev : rec));
+    request("GET", cfg.api.jobs + "/" + id).then(update, setError);
     events(cfg.api.jobs + "/" + id + "/$stream", ctl.signal, (_, rec) => {
       if (rec && rec.status === "deleted") setGone(true);
-      else if (rec && rec.id) setJob(rec);
+      else if (rec && rec.id) update(rec);
     }).catch(() => {});
     return () => ctl.abort();
   }, [id]);
