@@ -94,6 +94,18 @@ func (q *riverQueue) insertBulk(ctx context.Context, ps []payload) error {
 	return riverInsertBulk(ctx, q.client, ps)
 }
 
+// forwardRiverDone reports each completed River job's payload to onDone
+// until events closes, then closes done; for River on either driver.
+func forwardRiverDone(events <-chan *river.Event, onDone func(payload), done chan<- struct{}) {
+	defer close(done)
+	for ev := range events {
+		var a riverArgs
+		if json.Unmarshal(ev.Job.EncodedArgs, &a) == nil {
+			onDone(a.payload)
+		}
+	}
+}
+
 // riverInsertBulk inserts ps with InsertManyFast in batches of 1,000, for
 // River on either driver.
 func riverInsertBulk[TTx any](ctx context.Context, client *river.Client[TTx], ps []payload) error {
@@ -116,15 +128,7 @@ func (q *riverQueue) start(ctx context.Context) error {
 		ChanSize: 1 << 20, Kinds: []river.EventKind{river.EventKindJobCompleted},
 	})
 	q.events, q.cancel, q.done = events, cancel, make(chan struct{})
-	go func() {
-		defer close(q.done)
-		for ev := range events {
-			var a riverArgs
-			if json.Unmarshal(ev.Job.EncodedArgs, &a) == nil {
-				q.h.onDone(a.payload)
-			}
-		}
-	}()
+	go forwardRiverDone(events, q.h.onDone, q.done)
 	return q.client.Start(ctx)
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
 
@@ -69,15 +68,7 @@ func (q *riverPGQueue) start(ctx context.Context) error {
 		ChanSize: 1 << 20, Kinds: []river.EventKind{river.EventKindJobCompleted},
 	})
 	q.cancel, q.done = cancel, make(chan struct{})
-	go func() {
-		defer close(q.done)
-		for ev := range events {
-			var a riverArgs
-			if json.Unmarshal(ev.Job.EncodedArgs, &a) == nil {
-				q.h.onDone(a.payload)
-			}
-		}
-	}()
+	go forwardRiverDone(events, q.h.onDone, q.done)
 	return q.client.Start(ctx)
 }
 

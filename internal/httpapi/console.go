@@ -2,10 +2,7 @@ package httpapi
 
 import (
 	"bytes"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 
 	"github.com/labstack/echo/v4"
 
@@ -136,16 +133,4 @@ func (s *Server) consoleConfig(c echo.Context) error {
 
 // consoleAsset serves one file of the embedded bundle. The names carry no
 // content hash, so caches revalidate.
-func consoleAsset(c echo.Context) error {
-	name := c.Param("asset")
-	data, err := fs.ReadFile(console.Assets, path.Clean(name))
-	if err != nil {
-		return echo.ErrNotFound
-	}
-	ct := mime.TypeByExtension(path.Ext(name))
-	if ct == "" {
-		ct = echo.MIMEOctetStream
-	}
-	c.Response().Header().Set("Cache-Control", "no-cache")
-	return c.Blob(http.StatusOK, ct, data)
-}
+var consoleAsset = embeddedAsset(console.Assets, "no-cache")

@@ -47,17 +47,25 @@ func (s *Server) docsPage(c echo.Context) error {
 	return c.HTMLBlob(http.StatusOK, buf.Bytes())
 }
 
-// docsAsset serves one embedded script or style of the docs page.
-func docsAsset(c echo.Context) error {
-	name := c.Param("asset")
-	data, err := fs.ReadFile(docsui.Assets, path.Clean(name))
-	if err != nil {
-		return echo.ErrNotFound
+// docsAsset serves one embedded script or style of the docs page; they
+// change only with the module, so caches may keep them for a day.
+var docsAsset = embeddedAsset(docsui.Assets, "public, max-age=86400")
+
+// embeddedAsset serves the file named by the :asset parameter from fsys,
+// typed by its extension, with the given Cache-Control; an unknown name is
+// a 404.
+func embeddedAsset(fsys fs.FS, cacheControl string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		name := c.Param("asset")
+		data, err := fs.ReadFile(fsys, path.Clean(name))
+		if err != nil {
+			return echo.ErrNotFound
+		}
+		ct := mime.TypeByExtension(path.Ext(name))
+		if ct == "" {
+			ct = echo.MIMEOctetStream
+		}
+		c.Response().Header().Set("Cache-Control", cacheControl)
+		return c.Blob(http.StatusOK, ct, data)
 	}
-	ct := mime.TypeByExtension(path.Ext(name))
-	if ct == "" {
-		ct = echo.MIMEOctetStream
-	}
-	c.Response().Header().Set("Cache-Control", "public, max-age=86400")
-	return c.Blob(http.StatusOK, ct, data)
 }
