@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
+	"regexp"
 	"time"
 
 	"gorm.io/gorm"
@@ -24,15 +24,45 @@ import (
 // make: whether its task is still enabled, whether the previous execution
 // still runs, whether the tick is too old to run.
 
-// SkippedPrefix starts the error of a scheduled job that was skipped
-// instead of run (marked canceled without having run).
-const SkippedPrefix = "skipped: "
+// Mark records how far a schedule series is planned (table
+// chapkit_schedule_marks): the latest tick ever planned for it, and the
+// time that tick was computed from. Ticks are planned in order, so every
+// tick up to Through was planned once; whatever became of its row since
+// (run, skipped, deleted through the API, pruned), it is never planned
+// again. Rows of the jobs table cannot carry this alone: a deleted row
+// would leave its tick free to be planned a second time.
+type Mark struct {
+	Series string `gorm:"primaryKey;type:text"`
+	// Through is the latest tick planned for the series.
+	Through time.Time `gorm:"not null"`
+	// From is where the planner computed Through from: the tick before it,
+	// or the moment planning (re)started.
+	From time.Time `gorm:"column:planned_from;not null"`
+}
+
+// TableName pins the table name.
+func (Mark) TableName() string { return "chapkit_schedule_marks" }
+
+// SkipObserver is implemented by an [Observer] that wants to know of the
+// scheduled jobs dropped without running (see [Scheduler.Skip]). A skipped
+// job leaves no row, so it is no state change that JobChanged reports.
+type SkipObserver interface {
+	JobSkipped(j *Job, reason string)
+}
+
+// RescueAfter returns the rescue horizon of the scheduler's configuration
+// (Config.RescueAfter, with its default): a dead node's running jobs are
+// rescued, and its leader lease passes to a live node, within it.
+func (s *Scheduler) RescueAfter() time.Duration { return s.cfg.RescueAfter }
 
 // Plan stores a scheduled job of the given kind for the tick runAt of the
-// schedule series. It reports false, storing nothing, when that tick is
-// planned already (by any node, at any time): the unique key (series,
-// run_at) makes a tick plannable once.
-func (s *Scheduler) Plan(ctx context.Context, kind string, args any, series string, runAt time.Time) (bool, error) {
+// schedule series, computed from the time from (the previous tick, or where
+// planning started). It reports false, storing nothing, when the series is
+// planned through runAt or later already, by any node at any time: the
+// series' [Mark] moves forward in the transaction that stores the row, so
+// a tick is planned once even when its row is deleted afterwards, and the
+// unique key (series, run_at) backs this up.
+func (s *Scheduler) Plan(ctx context.Context, kind string, args any, series string, from, runAt time.Time) (bool, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return false, fmt.Errorf("job: encode arguments of %s job: %w", kind, err)
@@ -41,17 +71,42 @@ func (s *Scheduler) Plan(ctx context.Context, kind string, args any, series stri
 	at := runAt.UTC()
 	j := &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusScheduled, SubmittedAt: wire.Now(), Attempt: 1,
 		RunAt: &at, Series: &series, Trigger: &trigger}
-	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).Create(j)
-	if res.Error != nil {
-		return false, problem.Database("job.Scheduler.Plan", res.Error)
+	stored := false
+	err = s.tx(ctx, func(tx *gorm.DB) error {
+		// The mark's row lock (PostgreSQL) or the single writer (SQLite)
+		// orders two nodes planning the same tick: the second finds the
+		// mark moved and stores nothing.
+		res := tx.Exec(`INSERT INTO chapkit_schedule_marks (series, through, planned_from) VALUES (?, ?, ?)
+ON CONFLICT (series) DO UPDATE SET through = excluded.through, planned_from = excluded.planned_from
+WHERE chapkit_schedule_marks.through < excluded.through`, series, at, from.UTC())
+		if res.Error != nil || res.RowsAffected == 0 {
+			return res.Error
+		}
+		res = tx.Clauses(clause.OnConflict{DoNothing: true}).Create(j)
+		stored = res.RowsAffected == 1
+		return res.Error
+	})
+	if err != nil {
+		return false, problem.Database("job.Scheduler.Plan", err)
 	}
-	if res.RowsAffected == 0 {
-		return false, nil
-	}
-	if s.cfg.Observer != nil {
+	if stored && s.cfg.Observer != nil {
 		s.cfg.Observer.JobChanged(j.clone(), "")
 	}
-	return true, nil
+	return stored, nil
+}
+
+// PlannedThrough returns the [Mark] of series, or nil when the series is
+// not planned (never, or not since [Scheduler.Unplan] or
+// [Scheduler.UnplanOthers] reset it).
+func (s *Scheduler) PlannedThrough(ctx context.Context, series string) (*Mark, error) {
+	var m Mark
+	if err := s.db.WithContext(ctx).Where("series = ?", series).Limit(1).Find(&m).Error; err != nil {
+		return nil, err
+	}
+	if m.Series == "" {
+		return nil, nil
+	}
+	return &m, nil
 }
 
 // NewRetry returns the scheduled job that retries j at runAt: same kind
@@ -96,50 +151,71 @@ func (s *Scheduler) NextDue(ctx context.Context) (*time.Time, error) {
 	return j.RunAt, nil
 }
 
-// LastPlanned returns the latest run_at at or before upTo planned for
-// series (in any status), or nil when there is none.
-func (s *Scheduler) LastPlanned(ctx context.Context, series string, upTo time.Time) (*time.Time, error) {
-	var j Job
-	err := s.db.WithContext(ctx).Select("run_at").Where("series = ? AND run_at <= ?", series, upTo.UTC()).Order("run_at DESC").Limit(1).Find(&j).Error
-	if err != nil {
-		return nil, err
-	}
-	return j.RunAt, nil
-}
+// argKey is what a job argument name passed to Active may look like; it
+// becomes part of a JSON path.
+var argKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
-// Active counts the pending and running jobs of series.
-func (s *Scheduler) Active(ctx context.Context, series string) (int, error) {
+// Active counts the pending and running jobs of kind whose JSON arguments
+// have the member key with the string value, whatever created them (an
+// API call, a schedule or a retry). key must be a plain name
+// ([A-Za-z_][A-Za-z0-9_]*).
+func (s *Scheduler) Active(ctx context.Context, kind, key, value string) (int, error) {
+	if !argKey.MatchString(key) {
+		return 0, fmt.Errorf("job: argument name %q is not a plain name", key)
+	}
+	// Arguments are stored as JSON text on SQLite (a BLOB column read as
+	// JSONB by newer SQLite unless cast) and as json on PostgreSQL.
+	member := "json_extract(CAST(args AS TEXT), '$." + key + "')"
+	if s.d.name == postgresDialect.name {
+		member = "(args ->> '" + key + "')"
+	}
 	var n int64
-	err := s.db.WithContext(ctx).Model(&Job{}).Where("series = ? AND status IN ?", series, []Status{StatusPending, StatusRunning}).Count(&n).Error
+	err := s.db.WithContext(ctx).Model(&Job{}).
+		Where("status IN ? AND kind = ? AND "+member+" = ?", []Status{StatusPending, StatusRunning}, kind, value).
+		Count(&n).Error
 	return int(n), err
 }
 
-// Unplan removes the scheduled jobs of series due after after, except
-// the one due at keep (when not nil): the ticks of a schedule that changed
-// or stopped. It returns how many it removed.
-func (s *Scheduler) Unplan(ctx context.Context, series string, after time.Time, keep *time.Time) (int, error) {
-	q := s.db.WithContext(ctx).Where("series = ? AND status = ? AND run_at > ?", series, StatusScheduled, after.UTC())
-	if keep != nil {
-		q = q.Where("run_at <> ?", keep.UTC())
-	}
-	res := q.Delete(&Job{})
-	return int(res.RowsAffected), res.Error
+// Unplan removes the scheduled jobs of series due after after, and resets
+// the series' mark: the ticks of a schedule that changed. The planner
+// then plans the series again from a time of its choosing. It returns how
+// many rows it removed.
+func (s *Scheduler) Unplan(ctx context.Context, series string, after time.Time) (int, error) {
+	removed := 0
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("series = ? AND status = ? AND run_at > ?", series, StatusScheduled, after.UTC()).Delete(&Job{})
+		if res.Error != nil {
+			return res.Error
+		}
+		removed = int(res.RowsAffected)
+		return tx.Where("series = ?", series).Delete(&Mark{}).Error
+	})
+	return removed, err
 }
 
-// UnplanOthers removes the scheduled jobs of every series not in keep:
-// schedules that were removed, or whose task was disabled or deleted.
+// UnplanOthers removes the scheduled jobs and the marks of every series
+// not in keep: schedules that were removed, or whose task was disabled or
+// deleted. A series planned again later starts afresh, so the ticks it
+// missed meanwhile are not replayed. It returns how many rows it removed.
 func (s *Scheduler) UnplanOthers(ctx context.Context, keep []string) (int, error) {
-	q := s.db.WithContext(ctx).Where("status = ? AND series IS NOT NULL", StatusScheduled)
-	if len(keep) > 0 {
-		q = q.Where("series NOT IN ?", keep)
-	}
-	res := q.Delete(&Job{})
-	return int(res.RowsAffected), res.Error
+	removed := 0
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		// keep is never empty in the conditions: NOT IN () is not valid
+		// SQL, and "" is no series.
+		others := append([]string{""}, keep...)
+		res := tx.Where("status = ? AND series IS NOT NULL AND series NOT IN ?", StatusScheduled, others).Delete(&Job{})
+		if res.Error != nil {
+			return res.Error
+		}
+		removed = int(res.RowsAffected)
+		return tx.Where("series NOT IN ?", others).Delete(&Mark{}).Error
+	})
+	return removed, err
 }
 
 // Promote moves a due scheduled job to pending, where any node claims it.
-// It reports false when the job is no longer scheduled (cancelled, or
-// promoted by another node).
+// It reports false when the job is no longer scheduled (cancelled,
+// deleted, skipped, or promoted by another node).
 func (s *Scheduler) Promote(ctx context.Context, j *Job) (bool, error) {
 	applied, err := s.update(ctx, j.ID, j.Attempt, StatusScheduled, map[string]any{"status": StatusPending})
 	if err != nil || !applied {
@@ -156,23 +232,27 @@ func (s *Scheduler) Promote(ctx context.Context, j *Job) (bool, error) {
 	return true, nil
 }
 
-// Skip marks a scheduled job canceled without running it, with the error
-// SkippedPrefix + reason. It reports false when the job is no longer
-// scheduled.
+// Skip drops a scheduled job without running it: its row is removed, as
+// DELETE /api/v1/jobs/{id} removes one (subscribers of the job see it
+// deleted), so lists of jobs never show ticks that did not run; an
+// [Observer] that implements [SkipObserver] is told, with reason. It
+// reports false when the job is no longer scheduled.
 func (s *Scheduler) Skip(ctx context.Context, j *Job, reason string) (bool, error) {
-	now := wire.Now()
-	msg := SkippedPrefix + reason
-	applied, err := s.update(ctx, j.ID, j.Attempt, StatusScheduled, map[string]any{"status": StatusCanceled, "finished_at": now, "error": msg})
-	if err != nil || !applied {
+	found := false
+	err := s.tx(ctx, func(tx *gorm.DB) error {
+		res := tx.Where("id = ? AND status = ?", j.ID, StatusScheduled).Delete(&Job{})
+		found = res.RowsAffected > 0
+		if res.Error != nil || !found {
+			return res.Error
+		}
+		return s.notifyTx(tx, opDeleted, j.ID)
+	})
+	if err != nil || !found {
 		return false, err
 	}
-	c := j.clone()
-	c.Status, c.FinishedAt, c.Error = StatusCanceled, &now, &msg
-	s.changed(c, StatusScheduled)
+	s.publish(j.ID, Event{Deleted: true})
+	if o, ok := s.cfg.Observer.(SkipObserver); ok {
+		o.JobSkipped(j.clone(), reason)
+	}
 	return true, nil
-}
-
-// Skipped reports whether j is a scheduled job that was skipped.
-func Skipped(j *Job) bool {
-	return j.Status == StatusCanceled && j.Error != nil && strings.HasPrefix(*j.Error, SkippedPrefix)
 }

@@ -2,12 +2,15 @@ package job
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/chapkit-go/chapkit/internal/testkit"
 )
 
 // TestPlanOncePerTick: three nodes on one database plan and promote the
@@ -35,7 +38,7 @@ func TestPlanOncePerTick(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := n.Plan(context.Background(), "count", nil, "series-1", at); err != nil {
+				if _, err := n.Plan(context.Background(), "count", nil, "series-1", at.Add(-time.Second), at); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -93,9 +96,9 @@ func TestPlanOncePerTick(t *testing.T) {
 			t.Errorf("tick %s: status %s", w.RunAt, j.Status)
 		}
 	}
-	// A skipped or cancelled row is never promoted.
+	// A skipped row is removed and never promoted.
 	at := base.Add(time.Minute)
-	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", at); err != nil || !ok {
+	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", base, at); err != nil || !ok {
 		t.Fatalf("plan: %v %v", ok, err)
 	}
 	due, err := nodes[1].Due(t.Context(), at, 10)
@@ -108,15 +111,11 @@ func TestPlanOncePerTick(t *testing.T) {
 	if ok, err := nodes[0].Promote(t.Context(), &due[0]); err != nil || ok {
 		t.Fatalf("promote after skip: %v %v", ok, err)
 	}
-	got, err := nodes[0].Get(t.Context(), due[0].ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff("skipped: test", *got.Error); diff != "" || !Skipped(got) {
-		t.Errorf("skipped row error (-want +got):\n%s", diff)
+	if _, err := nodes[0].Get(t.Context(), due[0].ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Get of a skipped row: %v, want ErrNotFound", err)
 	}
 	// The unfiltered list never shows waiting rows.
-	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", base.Add(time.Hour)); err != nil || !ok {
+	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", at, base.Add(time.Hour)); err != nil || !ok {
 		t.Fatalf("plan: %v %v", ok, err)
 	}
 	all, err := nodes[0].List(t.Context(), "")
@@ -128,4 +127,122 @@ func TestPlanOncePerTick(t *testing.T) {
 			t.Errorf("unfiltered list shows %s", j.ID)
 		}
 	}
+}
+
+// TestPlanMark: a tick whose row was skipped or deleted is not planned
+// again, nor is any tick before the latest one planned; Unplan and
+// UnplanOthers reset a series so that it can be planned afresh.
+func TestPlanMark(t *testing.T) {
+	db := openDB(t)
+	s := startNode(t, db, Config{}, func(context.Context, *Run) (any, error) { return nil, nil })
+	ctx := t.Context()
+	base := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
+	plan := func(series string, from, at time.Time) bool {
+		t.Helper()
+		ok, err := s.Plan(ctx, "count", nil, series, from, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	tick := func(i int) time.Time { return base.Add(time.Duration(i) * time.Minute) }
+	if !plan("a", tick(0), tick(1)) {
+		t.Fatal("first tick not planned")
+	}
+	rows, err := s.List(ctx, StatusScheduled)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("waiting rows: %v %d", err, len(rows))
+	}
+	if err := s.Delete(ctx, rows[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if plan("a", tick(0), tick(1)) {
+		t.Error("a deleted tick was planned again")
+	}
+	mark, err := s.PlannedThrough(ctx, "a")
+	if err != nil || mark == nil || !mark.Through.Equal(tick(1)) || !mark.From.Equal(tick(0)) {
+		t.Fatalf("mark of a: %v %+v", err, mark)
+	}
+	if !plan("a", tick(1), tick(3)) || plan("a", tick(1), tick(2)) {
+		t.Error("planning went back before the latest planned tick")
+	}
+	if !plan("b", tick(0), tick(1)) {
+		t.Error("series b is not planned apart from a")
+	}
+	// A schedule that changed: the waiting tick goes, the series starts afresh.
+	if n, err := s.Unplan(ctx, "a", tick(0)); err != nil || n != 1 {
+		t.Fatalf("Unplan: %v, %d rows", err, n)
+	}
+	if mark, err := s.PlannedThrough(ctx, "a"); err != nil || mark != nil {
+		t.Fatalf("mark after Unplan: %v %+v", err, mark)
+	}
+	if !plan("a", tick(0), tick(2)) {
+		t.Error("series a not planned again after Unplan")
+	}
+	// A series not kept (task disabled or gone) loses rows and mark.
+	if n, err := s.UnplanOthers(ctx, []string{"a"}); err != nil || n != 1 {
+		t.Fatalf("UnplanOthers: %v, %d rows", err, n)
+	}
+	if mark, err := s.PlannedThrough(ctx, "b"); err != nil || mark != nil {
+		t.Fatalf("mark of b after UnplanOthers: %v %+v", err, mark)
+	}
+	if mark, err := s.PlannedThrough(ctx, "a"); err != nil || mark == nil {
+		t.Fatalf("mark of a after UnplanOthers: %v %+v", err, mark)
+	}
+	if n, err := s.UnplanOthers(ctx, nil); err != nil || n != 1 {
+		t.Fatalf("UnplanOthers(nil): %v, %d rows", err, n)
+	}
+}
+
+// TestActive: Active counts the pending and running jobs of a kind whose
+// arguments name a value, whatever created them.
+func TestActive(t *testing.T) {
+	db := openDB(t)
+	release := make(chan struct{})
+	started := make(chan struct{}, 4)
+	s := startNode(t, db, Config{MaxConcurrency: 1}, func(ctx context.Context, _ *Run) (any, error) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	ctx := t.Context()
+	type args struct {
+		TaskID string `json:"task_id"`
+	}
+	count := func(value string) int {
+		t.Helper()
+		n, err := s.Active(ctx, "count", "task_id", value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count("T1"); n != 0 {
+		t.Fatalf("Active before any job = %d", n)
+	}
+	first, err := s.Submit(ctx, "count", args{"T1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if _, err := s.Submit(ctx, "count", args{"T1"}); err != nil { // pending: one slot
+		t.Fatal(err)
+	}
+	if _, err := s.Submit(ctx, "count", args{"T2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := []int{count("T1"), count("T2"), count("T3")}; !cmp.Equal(got, []int{2, 1, 0}) {
+		t.Errorf("Active(T1, T2, T3) = %v, want [2 1 0]", got)
+	}
+	if _, err := s.Active(ctx, "count", "task_id') OR ('1", "T1"); err == nil {
+		t.Error("Active accepted an argument name that is not a plain name")
+	}
+	close(release)
+	if _, err := s.Wait(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, "the jobs of T1 and T2 end", func() bool { return count("T1") == 0 && count("T2") == 0 })
 }

@@ -141,9 +141,10 @@ func newNode(cfg Config) Node {
 // stopped before any other node may rescue its jobs.
 func (s *Scheduler) freshMS() int64 { return (s.cfg.RescueAfter * 3 / 4).Milliseconds() }
 
-// Migrate creates or updates the tables of jobs, nodes and leases.
+// Migrate creates or updates the tables of jobs, nodes, leases and schedule
+// marks.
 func Migrate(ctx context.Context, db *gorm.DB) error {
-	if err := db.WithContext(ctx).AutoMigrate(&Job{}, &Node{}, &Lease{}); err != nil {
+	if err := db.WithContext(ctx).AutoMigrate(&Job{}, &Node{}, &Lease{}, &Mark{}); err != nil {
 		return err
 	}
 	return db.WithContext(ctx).Exec("INSERT INTO chapkit_leases (name, holder, expires_ms) VALUES (?, '', 0) ON CONFLICT (name) DO NOTHING", leaderLease).Error

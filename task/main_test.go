@@ -36,6 +36,7 @@ type testBundle struct {
 type setupOpts struct {
 	maxConcurrency int
 	maxOutput      int64
+	rescueAfter    time.Duration // the scheduler's rescue horizon; 0 means its default
 	register       func(tb testing.TB, reg *registry.Registry)
 	config         func(cfg *Config) // adjusts the manager's configuration
 }
@@ -47,7 +48,7 @@ func setup(tb testing.TB, o setupOpts) *testBundle {
 		tb.Fatal(err)
 	}
 	arts := artifact.NewManager(db, &artifact.Hierarchy{Name: "task_executions", LevelLabels: map[int]string{0: "execution"}})
-	sched := job.New(db, job.Config{MaxConcurrency: o.maxConcurrency, DrainTimeout: 2 * time.Second})
+	sched := job.New(db, job.Config{MaxConcurrency: o.maxConcurrency, DrainTimeout: 2 * time.Second, RescueAfter: o.rescueAfter})
 	reg := registry.New()
 	if o.register != nil {
 		o.register(tb, reg)

@@ -12,12 +12,13 @@ import (
 // planner is what the timetable needs of the job scheduler.
 type planner interface {
 	IsLeader() bool
-	Plan(ctx context.Context, kind string, args any, series string, runAt time.Time) (bool, error)
+	RescueAfter() time.Duration
+	Plan(ctx context.Context, kind string, args any, series string, from, runAt time.Time) (bool, error)
+	PlannedThrough(ctx context.Context, series string) (*job.Mark, error)
 	Due(ctx context.Context, now time.Time, limit int) ([]job.Job, error)
 	NextDue(ctx context.Context) (*time.Time, error)
-	LastPlanned(ctx context.Context, series string, upTo time.Time) (*time.Time, error)
-	Active(ctx context.Context, series string) (int, error)
-	Unplan(ctx context.Context, series string, after time.Time, keep *time.Time) (int, error)
+	Active(ctx context.Context, kind, key, value string) (int, error)
+	Unplan(ctx context.Context, series string, after time.Time) (int, error)
 	UnplanOthers(ctx context.Context, keep []string) (int, error)
 	Promote(ctx context.Context, j *job.Job) (bool, error)
 	Skip(ctx context.Context, j *job.Job, reason string) (bool, error)
@@ -32,8 +33,14 @@ type TimetableConfig struct {
 	PollInterval time.Duration
 	// StaleAfter is how late a tick may be promoted and still count as on
 	// time; a tick found later than this is a missed tick, run only when
-	// its task has schedule_catch_up. 0 means 30 s, longer than a
-	// leadership hand-over takes with the default rescue horizon.
+	// its task has schedule_catch_up, and planning resumes from now rather
+	// than from the last tick planned. 0 means the scheduler's rescue
+	// horizon plus two poll intervals: a dead leader's lease passes to a
+	// live node within the horizon (it lasts half of it and is sought every
+	// fifth), the dead leader may have left a due tick unfired for up to
+	// one poll interval, and its successor looks within one more. So a
+	// leader change never drops a tick, and an outage longer than that
+	// never replays old ones (docs/jobs.md, schedules and retries).
 	StaleAfter time.Duration
 	Logger     *slog.Logger
 }
@@ -63,7 +70,7 @@ func NewTimetable(m *Manager, jobs planner, cfg TimetableConfig) *Timetable {
 		cfg.PollInterval = time.Second
 	}
 	if cfg.StaleAfter <= 0 {
-		cfg.StaleAfter = 30 * time.Second
+		cfg.StaleAfter = jobs.RescueAfter() + 2*cfg.PollInterval
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -138,8 +145,17 @@ func (tt *Timetable) Step(ctx context.Context) error {
 }
 
 // plan makes sure every enabled task with a schedule has its ticks up to
-// the first one after now stored, and removes waiting ticks of schedules
+// the first one after now planned, and removes waiting ticks of schedules
 // that changed, stopped or whose task is disabled or gone.
+//
+// Each series' mark ([job.Mark]) says how far it is planned. Planning
+// goes on from the mark, so the ticks that fell due while leadership moved
+// are planned and run late, but never from before the task's last change
+// (its updated_at), nor from further back than StaleAfter: after a longer
+// outage the missed ticks are not replayed. A tick is planned once: a
+// waiting row deleted through the API, or a skipped tick, is not planned
+// again. A disabled task loses its mark, so enabling it again starts its
+// schedule afresh.
 func (tt *Timetable) plan(ctx context.Context, now time.Time) error {
 	var tasks []Task
 	if err := tt.m.db.WithContext(ctx).Where("enabled = ? AND schedule IS NOT NULL", true).Order("id").Find(&tasks).Error; err != nil {
@@ -153,42 +169,51 @@ func (tt *Timetable) plan(ctx context.Context, now time.Time) error {
 			continue
 		}
 		keep = append(keep, t.ID)
-		last, err := tt.jobs.LastPlanned(ctx, t.ID, now)
+		mark, err := tt.jobs.PlannedThrough(ctx, t.ID)
 		if err != nil {
 			return err
 		}
-		// Ticks are planned from the last one stored, so none is left out
-		// while nodes run (a leadership hand-over included), but never
-		// from before the task's last change. When the last stored tick
-		// is older than the stale horizon no node ran meanwhile, and the
-		// ticks missed are not replayed: planning resumes from now.
 		base := now
-		if last != nil && now.Sub(*last) <= tt.cfg.StaleAfter {
-			base = *last
+		switch {
+		case mark == nil:
+		case mark.Through.After(now):
+			// The next tick is planned. It stays unless the task changed
+			// in a way that moves it (a new expression or zone; for
+			// @every, any change, which restarts the interval).
+			from := mark.From
+			if t.UpdatedAt.After(from) {
+				from = t.UpdatedAt
+			}
+			if sch.Next(from).Equal(mark.Through) {
+				continue
+			}
+			if _, err := tt.jobs.Unplan(ctx, t.ID, now); err != nil {
+				return err
+			}
+			mark, base = nil, from
+		default:
+			base = mark.Through
 		}
 		if t.UpdatedAt.After(base) {
 			base = t.UpdatedAt
 		}
-		var next time.Time
+		if now.Sub(base) > tt.cfg.StaleAfter {
+			base = now
+		}
 		for range 1000 {
-			next = sch.Next(base)
+			next := sch.Next(base)
 			if next.IsZero() {
 				break
 			}
-			if _, err := tt.jobs.Plan(ctx, JobKind, jobArgs{TaskID: t.ID, TaskType: t.TaskType}, t.ID, next); err != nil {
-				return err
+			if mark == nil || next.After(mark.Through) {
+				if _, err := tt.jobs.Plan(ctx, JobKind, jobArgs{TaskID: t.ID, TaskType: t.TaskType}, t.ID, base, next); err != nil {
+					return err
+				}
 			}
 			if next.After(now) {
 				break
 			}
 			base = next
-		}
-		var keepAt *time.Time
-		if !next.IsZero() {
-			keepAt = &next
-		}
-		if _, err := tt.jobs.Unplan(ctx, t.ID, now, keepAt); err != nil {
-			return err
 		}
 	}
 	_, err := tt.jobs.UnplanOthers(ctx, keep)
@@ -196,8 +221,10 @@ func (tt *Timetable) plan(ctx context.Context, now time.Time) error {
 }
 
 // fire promotes one due row, or skips it: a tick whose task no longer
-// fires it, a tick while the previous execution still runs (overlap
-// "skip"), a tick found too late without catch-up.
+// fires it, a tick while an execution of the task is pending or running
+// (overlap "skip"), a tick found too late without catch-up. A skipped tick
+// leaves no job row; it is logged and counted
+// (chapkit_schedule_ticks_skipped_total).
 func (tt *Timetable) fire(ctx context.Context, j *job.Job, now time.Time) error {
 	if j.Series == nil {
 		_, err := tt.jobs.Promote(ctx, j) // a retry whose delay passed
@@ -214,18 +241,24 @@ func (tt *Timetable) fire(ctx context.Context, j *job.Job, now time.Time) error 
 	case j.RunAt != nil && now.Sub(*j.RunAt) > tt.cfg.StaleAfter && !t.Options.catchUp():
 		reason = "the tick was missed while no node ran"
 	case !t.Options.overlapAllowed():
-		n, err := tt.jobs.Active(ctx, *j.Series)
+		// Any execution of the task counts, whatever started it: a tick,
+		// a retry or $execute. Overlap "skip" exists so that two runs of
+		// one task never work on the same things at once.
+		n, err := tt.jobs.Active(ctx, JobKind, "task_id", t.ID)
 		if err != nil {
 			return err
 		}
 		if n > 0 {
-			reason = "the previous execution of the task was still running"
+			reason = "an execution of the task was still pending or running"
 		}
 	}
-	if reason != "" {
-		_, err = tt.jobs.Skip(ctx, j, reason)
+	if reason == "" {
+		_, err = tt.jobs.Promote(ctx, j)
 		return err
 	}
-	_, err = tt.jobs.Promote(ctx, j)
+	skipped, err := tt.jobs.Skip(ctx, j, reason)
+	if skipped {
+		tt.cfg.Logger.Info("schedule tick skipped", "task_id", *j.Series, "tick", j.RunAt, "reason", reason)
+	}
 	return err
 }

@@ -62,7 +62,7 @@ func newMetrics(s *Server, cfg Monitoring) *metrics {
 	}, []string{"http_method", "http_route"})
 	m.jobsSubmitted = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chapkit_jobs_submitted_total",
-		Help: "Jobs submitted, by kind.",
+		Help: "Jobs queued to run (by $execute, a schedule tick or a retry), by kind.",
 	}, []string{"kind"})
 	m.jobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chapkit_jobs_finished_total",
@@ -79,7 +79,7 @@ func newMetrics(s *Server, cfg Monitoring) *metrics {
 	}, []string{"kind"})
 	m.ticksSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chapkit_schedule_ticks_skipped_total",
-		Help: "Ticks of task schedules skipped (previous execution still running, missed, or schedule changed), by kind.",
+		Help: "Ticks of task schedules skipped (an execution of the task still pending or running, missed, or schedule changed), by kind.",
 	}, []string{"kind"})
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "chapkit_job_retries_total",
@@ -207,29 +207,35 @@ func (m *metrics) countActive(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// JobChanged implements job.Observer: it counts submissions and final
-// statuses, times the jobs that ran, and counts the scheduled jobs that
-// were fired, skipped or retried.
+// JobChanged implements job.Observer: it counts the jobs queued to run,
+// final statuses, times the jobs that ran, and counts the scheduled jobs
+// that fired (ticks) or started (retries). A job counts as submitted when
+// it becomes pending: at once for $execute, when its time comes for a
+// schedule tick or a retry, so a waiting row that never runs is not
+// counted.
 func (m *metrics) JobChanged(j *job.Job, from job.Status) {
-	if from == job.StatusScheduled && j.Trigger != nil {
-		switch {
-		case j.Status == job.StatusPending && *j.Trigger == job.TriggerSchedule:
+	if j.Status == job.StatusPending && (from == "" || from == job.StatusScheduled) {
+		m.jobsSubmitted.WithLabelValues(j.Kind).Inc()
+	}
+	if from == job.StatusScheduled && j.Status == job.StatusPending && j.Trigger != nil {
+		switch *j.Trigger {
+		case job.TriggerSchedule:
 			m.ticksFired.WithLabelValues(j.Kind).Inc()
-		case j.Status == job.StatusPending && *j.Trigger == job.TriggerRetry:
+		case job.TriggerRetry:
 			m.retries.WithLabelValues(j.Kind).Inc()
-		case job.Skipped(j):
-			m.ticksSkipped.WithLabelValues(j.Kind).Inc()
 		}
 	}
-	if from == "" {
-		m.jobsSubmitted.WithLabelValues(j.Kind).Inc()
-		return
-	}
-	if !j.Status.Terminal() || from.Terminal() {
+	if from == "" || !j.Status.Terminal() || from.Terminal() {
 		return
 	}
 	m.jobsFinished.WithLabelValues(j.Kind, string(j.Status)).Inc()
 	if j.StartedAt != nil && j.FinishedAt != nil {
 		m.jobDuration.WithLabelValues(j.Kind, string(j.Status)).Observe(j.FinishedAt.Sub(*j.StartedAt).Seconds())
 	}
+}
+
+// JobSkipped implements job.SkipObserver: it counts the schedule ticks
+// dropped without running.
+func (m *metrics) JobSkipped(j *job.Job, _ string) {
+	m.ticksSkipped.WithLabelValues(j.Kind).Inc()
 }
