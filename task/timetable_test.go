@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/chapkit-go/chapkit/internal/testkit"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/problem"
 )
@@ -449,5 +450,162 @@ func TestCancelRetryChain(t *testing.T) {
 	}
 	if n != 0 || len(scheduled(t, b)) != 0 {
 		t.Errorf("the chain went on after cancel: %d attempts", n)
+	}
+}
+
+// TestTimetableDeletedTick: DELETE of a waiting tick skips that tick: it
+// is not planned again, and the schedule goes on with the next one.
+func TestTimetableDeletedTick(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	clock := newClock()
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 10s"}`)
+	step(t, tt)
+	waiting := scheduled(t, b)
+	if len(waiting) != 1 {
+		t.Fatalf("waiting ticks: %+v", waiting)
+	}
+	if err := b.sched.Delete(t.Context(), waiting[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	step(t, tt)
+	if again := scheduled(t, b); len(again) != 0 {
+		t.Fatalf("the deleted tick was planned again: %+v", again)
+	}
+	clock.Add(10 * time.Second) // the deleted tick's time
+	step(t, tt)
+	next := scheduled(t, b)
+	if len(next) != 1 || !next[0].RunAt.Equal(waiting[0].RunAt.Add(10*time.Second)) {
+		t.Fatalf("after the deleted tick's time: %+v, want the tick after it", next)
+	}
+	if diff := cmp.Diff(map[job.Status]int{job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+		t.Errorf("the deleted tick ran (-want +got):\n%s", diff)
+	}
+	clock.Add(10 * time.Second)
+	step(t, tt)
+	if j := finishedTick(t, b, next); j.Status != job.StatusCompleted {
+		t.Errorf("tick after the deleted one = %s", j.Status)
+	}
+}
+
+// TestTimetableStaleHorizon: how late a tick may run follows the
+// scheduler's rescue horizon. Ticks that fell due while leadership moved
+// (within the horizon) all run; after an outage past it, missed ticks
+// are not replayed.
+func TestTimetableStaleHorizon(t *testing.T) {
+	t.Parallel()
+	t.Run("leader change within the horizon", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{rescueAfter: time.Minute})
+		clock := newClock()
+		tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 10s","schedule_overlap":"allow"}`)
+		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
+		// The leader dies before its first tick; its successor steps 45 s
+		// after that tick, within the 60 s horizon: 5 ticks fell due.
+		clock.Add(10*time.Second + 45*time.Second)
+		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
+		testkit.Eventually(t, 20*time.Second, "the five late ticks run", func() bool {
+			return seriesJobs(t, b, tk.ID)[job.StatusCompleted] == 5
+		})
+		if diff := cmp.Diff(map[job.Status]int{job.StatusCompleted: 5, job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+			t.Errorf("jobs of the schedule (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("outage past the horizon", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{}) // 15 s horizon: ticks may be 17 s late
+		clock := newClock()
+		tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 40s"}`)
+		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
+		waiting := scheduled(t, b)
+		clock.Add(40*time.Second + 20*time.Second)
+		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
+		gone(t, b, waiting)
+		next := scheduled(t, b)
+		if len(next) != 1 || !next[0].RunAt.After(clock.Now()) {
+			t.Fatalf("next tick: %+v, want one after now", next)
+		}
+		if diff := cmp.Diff(map[job.Status]int{job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+			t.Errorf("a missed tick ran (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestTimetableOverlapWithExecute: with overlap "skip", a tick is skipped
+// while an execution started by $execute still runs, as it is for one
+// started by a tick.
+func TestTimetableOverlapWithExecute(t *testing.T) {
+	t.Parallel()
+	g := newGate()
+	b := setup(t, setupOpts{register: g.register})
+	clock := newClock()
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	tk := mustCreate(t, b.mgr, `{"command":"block","task_type":"python","schedule":"@every 10s"}`)
+	step(t, tt)
+	waiting := scheduled(t, b)
+	jobID, err := b.mgr.Execute(t.Context(), tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the execution did not start")
+	}
+	clock.Add(10 * time.Second)
+	step(t, tt)
+	gone(t, b, waiting)
+	close(g.release)
+	if j := waitJob(t, b, jobID); j.Status != job.StatusCompleted {
+		t.Fatalf("execution = %s", j.Status)
+	}
+	// Once it has finished, the next tick runs.
+	next := scheduled(t, b)
+	clock.Add(10 * time.Second)
+	step(t, tt)
+	if j := finishedTick(t, b, next); j.Status != job.StatusCompleted {
+		t.Errorf("tick after the execution = %s", j.Status)
+	}
+}
+
+// TestTimetableReenabled: a disabled task does not fire, and enabling it
+// again does not replay the ticks it missed meanwhile: its schedule
+// starts afresh.
+func TestTimetableReenabled(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	clock := newClock()
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 10s"}`)
+	step(t, tt)
+	first := scheduled(t, b)
+	clock.Add(10 * time.Second)
+	step(t, tt)
+	finishedTick(t, b, first)
+	if _, err := b.mgr.Patch(t.Context(), tk.ID, []byte(`{"enabled":false}`)); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(10 * time.Second) // a tick falls due while disabled
+	step(t, tt)
+	if diff := cmp.Diff(map[job.Status]int{job.StatusCompleted: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+		t.Errorf("while disabled (-want +got):\n%s", diff)
+	}
+	clock.Add(5 * time.Second)
+	if _, err := b.mgr.Patch(t.Context(), tk.ID, []byte(`{"enabled":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	step(t, tt)
+	next := scheduled(t, b)
+	if len(next) != 1 || !next[0].RunAt.Equal(clock.Now().Add(10*time.Second)) {
+		t.Fatalf("after enabling: %+v, want one tick 10 s after now", next)
+	}
+	if diff := cmp.Diff(map[job.Status]int{job.StatusCompleted: 1, job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+		t.Errorf("the missed tick was replayed (-want +got):\n%s", diff)
+	}
+	clock.Add(10 * time.Second)
+	step(t, tt)
+	if j := finishedTick(t, b, next); j.Status != job.StatusCompleted {
+		t.Errorf("first tick after enabling = %s", j.Status)
 	}
 }
