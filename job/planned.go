@@ -21,7 +21,7 @@ import (
 // with a compare-and-set from scheduled, so a promotion happens once even
 // when two nodes try. Promotion is a separate step, rather than part of
 // the claim, because a due tick needs a decision the job layer cannot
-// make: whether its task is still enabled, whether the previous execution
+// make: whether its task is still enabled, whether an execution of its task
 // still runs, whether the tick is too old to run.
 
 // Mark records how far a schedule series is planned (table
