@@ -23,7 +23,10 @@ func TestScheduleAcrossNodes(t *testing.T) {
 	var task struct {
 		ID string `json:"id"`
 	}
-	f.nodes[0].decode("POST", "/api/v1/tasks", map[string]any{"command": "echo tick", "schedule": "@every 1s"}, http.StatusCreated, &task)
+	// Overlap "allow": the ticks that fell due while leadership moved
+	// run late and together, and with "skip" all but the first of them
+	// would be skipped by design. This test counts ticks, not overlap.
+	f.nodes[0].decode("POST", "/api/v1/tasks", map[string]any{"command": "echo tick", "schedule": "@every 1s", "schedule_overlap": "allow"}, http.StatusCreated, &task)
 	enabled := time.Now()
 
 	observe := func(d time.Duration) {
@@ -55,19 +58,14 @@ func TestScheduleAcrossNodes(t *testing.T) {
 		Trigger *string `json:"trigger"`
 	}
 	f.nodes[survivor].decode("GET", "/api/v1/jobs", nil, http.StatusOK, &jobs)
-	ran, skipped := 0, 0
+	ran := 0
 	for _, j := range jobs {
-		if j.Trigger == nil || *j.Trigger != "schedule" {
-			continue
+		if j.Trigger != nil && *j.Trigger == "schedule" {
+			ran++
 		}
-		if j.Status == "canceled" {
-			skipped++
-			continue
-		}
-		ran++
 	}
 	want := int(window / time.Second)
-	t.Logf("MEASURE schedule_every_1s window=%s executions=%d skipped=%d leader_killed=%d", window.Round(time.Millisecond), ran, skipped, leader)
+	t.Logf("MEASURE schedule_every_1s window=%s executions=%d leader_killed=%d", window.Round(time.Millisecond), ran, leader)
 	if ran < want-1 || ran > want+1 {
 		t.Errorf("%d scheduled executions in %s with the leader killed at 5 s, want %d ± 1", ran, window.Round(time.Millisecond), want)
 	}
