@@ -57,6 +57,9 @@ type options struct {
 	engines    map[string]bool
 	pgURL      string
 	pgProfile  string
+	// failOnCrash makes the exit status 1 when a measurement's child
+	// process crashed; slow or missed cells never fail a run.
+	failOnCrash bool
 }
 
 func main() {
@@ -85,6 +88,7 @@ func main() {
 	flag.StringVar(&engines, "engines", "sqlite,postgres", "engines to run: sqlite, postgres or both")
 	flag.StringVar(&o.pgURL, "pg", "", "URL of a PostgreSQL server (a role allowed to create databases) instead of a throwaway cluster")
 	flag.StringVar(&o.pgProfile, "pg-profile", "", "keep the CPU profile of ours on PostgreSQL, W1 at concurrency 8, in this file (default: a temporary file)")
+	flag.BoolVar(&o.failOnCrash, "fail-on-crash", false, "exit with status 1 when a measurement's child process crashed (CI); numbers are never asserted")
 	flag.Parse()
 	runtime.GOMAXPROCS(2)
 
@@ -184,6 +188,9 @@ type runner struct {
 	results []Result
 	count   int
 	pg      *pgServer
+	// crashed counts child processes that exited with an error or printed
+	// no result.
+	crashed int
 }
 
 func (r *runner) run(ctx context.Context, spec Spec) Result {
@@ -262,10 +269,14 @@ func (r *runner) runChildProcess(ctx context.Context, spec Spec) Result {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
+		if ctx.Err() == nil {
+			r.crashed++
+		}
 		return Result{Spec: spec, Error: fmt.Sprintf("child: %v", err)}
 	}
 	var res Result
 	if err := json.Unmarshal(out, &res); err != nil {
+		r.crashed++
 		return Result{Spec: spec, Error: fmt.Sprintf("child output: %v: %q", err, out)}
 	}
 	return res
@@ -423,7 +434,12 @@ func run(ctx context.Context, o options) error {
 	}
 	printRatios(os.Stdout, results)
 	if o.md != "" {
-		return writeMarkdown(o.md, results, o.out)
+		if err := writeMarkdown(o.md, results, o.out); err != nil {
+			return err
+		}
+	}
+	if o.failOnCrash && r.crashed > 0 {
+		return fmt.Errorf("%d measurement child processes crashed (see the errors above and in %s)", r.crashed, o.out)
 	}
 	return nil
 }
