@@ -327,5 +327,6 @@ func floorRun(ctx context.Context, spec Spec) (map[string]float64, error) {
 		"jobs_per_s":        float64(done) / el.Seconds(),
 		"done":              float64(done),
 		"cpu_s_per_1k_jobs": cpu / float64(max(done, 1)) * 1000,
+		"peak_rss_mb":       peakRSSMB(),
 	}, nil
 }
