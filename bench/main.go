@@ -1,6 +1,8 @@
 // Command bench compares chapkit's job scheduler with River and goqite on
 // the same SQLite driver, and with River on PostgreSQL, one system at a
-// time.
+// time; and it measures task executions with their artifacts through the
+// full service beside the plain-SQL floor of the same lifecycle (W5, on
+// both engines).
 //
 //	cd bench && go run . -quick                   # under two minutes, smoke run
 //	cd bench && go run . -md ../BENCHMARKS.md     # the full matrix
@@ -45,6 +47,9 @@ type options struct {
 	w2Seconds  float64
 	w3Jobs     int
 	w4Cap      float64
+	w5Seconds  float64
+	w5Latency  float64
+	w5MemJobs  int
 	out        string
 	md         string
 	dir        string
@@ -52,6 +57,9 @@ type options struct {
 	engines    map[string]bool
 	pgURL      string
 	pgProfile  string
+	// failOnCrash makes the exit status 1 when a measurement's child
+	// process crashed; slow or missed cells never fail a run.
+	failOnCrash bool
 }
 
 func main() {
@@ -59,15 +67,18 @@ func main() {
 	crashChild := flag.String("crash-worker", "", "internal: run a W4 worker described by this JSON spec")
 	var o options
 	var syncs, workloads, reportFrom string
-	flag.BoolVar(&o.quick, "quick", false, "smoke run: one repetition, NORMAL only, tuned peers, short windows, one small PostgreSQL cell (under two minutes)")
+	flag.BoolVar(&o.quick, "quick", false, "smoke run: one repetition, NORMAL only, tuned peers, short windows, on PostgreSQL one W1 cell, W2 and the execution table (under two minutes)")
 	flag.IntVar(&o.reps, "reps", 5, "repetitions per cell")
 	flag.StringVar(&syncs, "sync", "NORMAL,FULL", "SQLite synchronous modes, each a separate matrix")
-	flag.StringVar(&workloads, "workloads", "w1,w2,w3,w4,w6", "workloads to run")
+	flag.StringVar(&workloads, "workloads", "w1,w2,w3,w4,w5,w6", "workloads to run (w5: the execution table, shell executions, steady-rate latency and memory through the full service)")
 	flag.IntVar(&o.jobs, "n", 2000, "W1 jobs per run")
 	flag.Float64Var(&o.w1Cap, "w1-cap", 4, "W1 drain cap in seconds (throughput is measured over what drained)")
 	flag.Float64Var(&o.w2Seconds, "w2-seconds", 3, "W2 and W6 submission window in seconds")
 	flag.IntVar(&o.w3Jobs, "w3-jobs", 200, "W3 jobs per run")
 	flag.Float64Var(&o.w4Cap, "w4-cap", 15, "W4 seconds after the restart before unfinished jobs are counted")
+	flag.Float64Var(&o.w5Seconds, "w5-seconds", 3, "window in seconds of each W5 closed-loop cell (ours and the plain-SQL floor)")
+	flag.Float64Var(&o.w5Latency, "w5-latency-seconds", 5, "W5 steady-rate submission window in seconds")
+	flag.IntVar(&o.w5MemJobs, "w5-mem-n", 500, "W5 memory: the heap is read after N and after 10×N finished executions")
 	flag.StringVar(&o.out, "out", "", "JSONL results file (default results/<mode>-<time>.jsonl)")
 	flag.StringVar(&o.md, "md", "", "write the Markdown report to this file")
 	flag.StringVar(&reportFrom, "report", "", "only write the report (-md) and ratio rows from this JSONL file")
@@ -77,6 +88,7 @@ func main() {
 	flag.StringVar(&engines, "engines", "sqlite,postgres", "engines to run: sqlite, postgres or both")
 	flag.StringVar(&o.pgURL, "pg", "", "URL of a PostgreSQL server (a role allowed to create databases) instead of a throwaway cluster")
 	flag.StringVar(&o.pgProfile, "pg-profile", "", "keep the CPU profile of ours on PostgreSQL, W1 at concurrency 8, in this file (default: a temporary file)")
+	flag.BoolVar(&o.failOnCrash, "fail-on-crash", false, "exit with status 1 when a measurement's child process crashed (CI); numbers are never asserted")
 	flag.Parse()
 	runtime.GOMAXPROCS(2)
 
@@ -120,6 +132,7 @@ func main() {
 	if o.quick {
 		o.reps, o.syncs = 1, []string{"NORMAL"}
 		o.jobs, o.w1Cap, o.w2Seconds, o.w3Jobs, o.w4Cap = 500, 2, 1, 100, 8
+		o.w5Seconds, o.w5Latency, o.w5MemJobs = 0.5, 2, 100
 	}
 	if err := run(ctx, o); err != nil {
 		fatal(err)
@@ -175,6 +188,9 @@ type runner struct {
 	results []Result
 	count   int
 	pg      *pgServer
+	// crashed counts child processes that exited with an error or printed
+	// no result.
+	crashed int
 }
 
 func (r *runner) run(ctx context.Context, spec Spec) Result {
@@ -253,10 +269,14 @@ func (r *runner) runChildProcess(ctx context.Context, spec Spec) Result {
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
+		if ctx.Err() == nil {
+			r.crashed++
+		}
 		return Result{Spec: spec, Error: fmt.Sprintf("child: %v", err)}
 	}
 	var res Result
 	if err := json.Unmarshal(out, &res); err != nil {
+		r.crashed++
 		return Result{Spec: spec, Error: fmt.Sprintf("child output: %v: %q", err, out)}
 	}
 	return res
@@ -309,6 +329,9 @@ func run(ctx context.Context, o options) error {
 			W2Seconds float64 `json:"w2_seconds"`
 			W3Jobs    int     `json:"w3_jobs"`
 			W4Cap     float64 `json:"w4_cap_s"`
+			W5Seconds float64 `json:"w5_seconds"`
+			W5Latency float64 `json:"w5_latency_s"`
+			W5MemJobs int     `json:"w5_mem_n"`
 		} `json:"options"`
 		Started string `json:"started"`
 	}{Type: "meta", Mode: mode, Args: os.Args[1:], Machine: describeMachine(), Started: time.Now().UTC().Format(time.RFC3339),
@@ -319,14 +342,19 @@ func run(ctx context.Context, o options) error {
 			W2Seconds float64 `json:"w2_seconds"`
 			W3Jobs    int     `json:"w3_jobs"`
 			W4Cap     float64 `json:"w4_cap_s"`
-		}{o.reps, o.jobs, o.w1Cap, o.w2Seconds, o.w3Jobs, o.w4Cap}})
+			W5Seconds float64 `json:"w5_seconds"`
+			W5Latency float64 `json:"w5_latency_s"`
+			W5MemJobs int     `json:"w5_mem_n"`
+		}{o.reps, o.jobs, o.w1Cap, o.w2Seconds, o.w3Jobs, o.w4Cap, o.w5Seconds, o.w5Latency, o.w5MemJobs}})
 	fmt.Fprintln(f, string(meta))
 
 	systems := []sysConf{{"ours", "defaults"}, {"river", "documented"}, {"river", "tuned"}, {"goqite", "documented"}, {"goqite", "tuned"}}
 	crashSystems := []sysConf{{"ours", "defaults"}, {"ours", "rescue"}, {"river", "documented"}, {"river", "rescue"}, {"goqite", "documented"}, {"goqite", "rescue"}}
 	if o.quick {
 		systems = []sysConf{{"ours", "defaults"}, {"river", "tuned"}, {"goqite", "tuned"}}
-		crashSystems = []sysConf{{"ours", "rescue"}, {"river", "rescue"}, {"goqite", "rescue"}}
+		// The smoke run's time budget: the crash cell of ours only (each
+		// peer's costs about ten seconds), W6 at one rate.
+		crashSystems = []sysConf{{"ours", "rescue"}}
 	}
 	start := time.Now()
 	if !o.engines["sqlite"] {
@@ -359,7 +387,7 @@ func run(ctx context.Context, o options) error {
 		if o.workloads["w2"] {
 			var specs []Spec
 			for _, sc := range systems {
-				for _, rt := range rates(best[sc]) {
+				for _, rt := range r.rates(best[sc]) {
 					specs = append(specs, Spec{Workload: "w2", System: sc.system, Config: sc.config, Synchronous: sync, Concurrency: 8,
 						Rate: rt.rate, RateLabel: rt.label, Seconds: o.w2Seconds, CapSeconds: 5})
 				}
@@ -383,9 +411,16 @@ func run(ctx context.Context, o options) error {
 			}
 			r.reps(ctx, specs)
 		}
+		if o.workloads[wExec] {
+			r.reps(ctx, execSpecs(o, sync, true))
+		}
 		if o.workloads["w6"] {
 			var specs []Spec
-			for _, rt := range rates(best[sysConf{"ours", "defaults"}]) {
+			w6Rates := r.rates(best[sysConf{"ours", "defaults"}])
+			if o.quick {
+				w6Rates = w6Rates[1:2] // 500/s
+			}
+			for _, rt := range w6Rates {
 				specs = append(specs, Spec{Workload: "w6", System: "ours", Config: "app", Synchronous: sync,
 					Rate: rt.rate, RateLabel: rt.label, Seconds: o.w2Seconds, CapSeconds: 10})
 			}
@@ -405,7 +440,12 @@ func run(ctx context.Context, o options) error {
 	}
 	printRatios(os.Stdout, results)
 	if o.md != "" {
-		return writeMarkdown(o.md, results, o.out)
+		if err := writeMarkdown(o.md, results, o.out); err != nil {
+			return err
+		}
+	}
+	if o.failOnCrash && r.crashed > 0 {
+		return fmt.Errorf("%d measurement child processes crashed (see the errors above and in %s)", r.crashed, o.out)
 	}
 	return nil
 }
@@ -428,10 +468,11 @@ type rate struct {
 }
 
 // rates are W2's submission rates: 100, 500 and 1,000 jobs/s and 80 % of
-// the system's best W1 median.
-func rates(best float64) []rate {
+// the system's best W1 median (left out of a quick run: a backlog at that
+// rate takes most of the smoke run's time budget to drain).
+func (r *runner) rates(best float64) []rate {
 	rs := []rate{{100, "100/s"}, {500, "500/s"}, {1000, "1000/s"}}
-	if best > 0 {
+	if best > 0 && !r.o.quick {
 		rs = append(rs, rate{float64(int(best * 0.8)), "80% of W1 best"})
 	}
 	return rs

@@ -100,6 +100,11 @@ func (r *runner) runPG(ctx context.Context, f io.Writer) {
 			specs = append(specs, Spec{Workload: "w4n", Engine: enginePG, System: sc.system, Config: sc.config, Concurrency: pgW4NodeConc, Jobs: r.o.jobs, CapSeconds: 2 * r.o.w1Cap})
 		}
 	}
+	if r.o.workloads[wExec] {
+		// A quick run keeps the execution table on PostgreSQL (the
+		// server's commits are slow enough to dominate its time budget).
+		specs = append(specs, execSpecs(r.o, enginePG, !r.o.quick)...)
+	}
 	if !r.o.quick {
 		// What the artifact costs ours: the same W1 cells without it.
 		for _, c := range concs {

@@ -93,6 +93,7 @@ func writePGSection(b *bytes.Buffer, rf *resultFile) {
 		}
 		p("\n")
 	}
+	writeExecSection(b, runs, enginePG)
 	if cs := cells(runs, "w4n", enginePG); len(cs) > 0 {
 		p("### W4 three nodes on one database\n\n| system | workers per node | jobs/s (all nodes) | CPU s per 1,000 jobs: bench process | CPU s per 1,000 jobs: server | smallest node's share | duplicate runs | completed twice | drained |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, s := range cs {

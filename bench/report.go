@@ -308,6 +308,7 @@ func printRatios(w io.Writer, rf *resultFile) {
 		if len(parts) > 0 {
 			fmt.Fprintf(w, "  W4 crash   %s\n", strings.Join(parts, "; "))
 		}
+		printExecRatios(w, runs, sync)
 	}
 }
 

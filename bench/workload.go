@@ -30,6 +30,20 @@ func runChild(ctx context.Context, spec Spec) (map[string]float64, error) {
 		return threeNodes(ctx, spec)
 	case "w6":
 		return httpSSE(ctx, spec)
+	case wExec:
+		if spec.System == sysFloor {
+			return floorRun(ctx, spec)
+		}
+		return execLoopRun(ctx, spec)
+	case wShell:
+		if spec.System == "exec" {
+			return shellTrueLoop(ctx, spec)
+		}
+		return execLoopRun(ctx, spec)
+	case wLatency:
+		return execLatency(ctx, spec)
+	case wMemory:
+		return execMemory(ctx, spec)
 	}
 	return nil, fmt.Errorf("unknown workload %q", spec.Workload)
 }
