@@ -72,7 +72,7 @@ func (s *Scheduler) Plan(ctx context.Context, kind string, args any, series stri
 	j := &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusScheduled, SubmittedAt: wire.Now(), Attempt: 1,
 		RunAt: &at, Series: &series, Trigger: &trigger}
 	stored := false
-	err = s.tx(ctx, func(tx *gorm.DB) error {
+	err = s.atomic(ctx, func(tx *gorm.DB) error {
 		// The mark's row lock (PostgreSQL) or the single writer (SQLite)
 		// orders two nodes planning the same tick: the second finds the
 		// mark moved and stores nothing.
@@ -182,7 +182,7 @@ func (s *Scheduler) Active(ctx context.Context, kind, key, value string) (int, e
 // many rows it removed.
 func (s *Scheduler) Unplan(ctx context.Context, series string, after time.Time) (int, error) {
 	removed := 0
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.atomic(ctx, func(tx *gorm.DB) error {
 		res := tx.Where("series = ? AND status = ? AND run_at > ?", series, StatusScheduled, after.UTC()).Delete(&Job{})
 		if res.Error != nil {
 			return res.Error
@@ -199,7 +199,7 @@ func (s *Scheduler) Unplan(ctx context.Context, series string, after time.Time) 
 // missed meanwhile are not replayed. It returns how many rows it removed.
 func (s *Scheduler) UnplanOthers(ctx context.Context, keep []string) (int, error) {
 	removed := 0
-	err := s.tx(ctx, func(tx *gorm.DB) error {
+	err := s.atomic(ctx, func(tx *gorm.DB) error {
 		// keep is never empty in the conditions: NOT IN () is not valid
 		// SQL, and "" is no series.
 		others := append([]string{""}, keep...)
@@ -255,4 +255,13 @@ func (s *Scheduler) Skip(ctx context.Context, j *Job, reason string) (bool, erro
 		o.JobSkipped(j.clone(), reason)
 	}
 	return true, nil
+}
+
+// atomic runs fn in a transaction on both engines. Unlike [Scheduler.tx],
+// which leaves SQLite's single statements on their own, it is for writes
+// of more than one statement that must land together: a schedule's mark
+// must never move without the tick row it stands for, or the tick would
+// be lost for good.
+func (s *Scheduler) atomic(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	return s.db.WithContext(ctx).Transaction(fn)
 }

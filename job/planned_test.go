@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/internal/testkit"
 )
@@ -245,4 +246,41 @@ func TestActive(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 20*time.Second, "the jobs of T1 and T2 end", func() bool { return count("T1") == 0 && count("T2") == 0 })
+}
+
+// TestPlanFailureLeavesNoMark: when storing a tick's row fails, the
+// series' mark does not move either, so the tick is planned again by the
+// next attempt instead of being lost. Runs on both engines.
+func TestPlanFailureLeavesNoMark(t *testing.T) {
+	db := openDB(t)
+	s := startNode(t, db, Config{PollInterval: 20 * time.Millisecond}, func(context.Context, *Run) (any, error) { return nil, nil })
+	var failOnce atomic.Bool
+	failOnce.Store(true)
+	injected := errors.New("injected insert failure")
+	if err := db.Callback().Create().Before("gorm:create").Register("test:fail_job_insert", func(tx *gorm.DB) {
+		if tx.Statement.Table == "jobs" && failOnce.CompareAndSwap(true, false) {
+			_ = tx.AddError(injected)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
+	ctx := context.Background()
+	if ok, err := s.Plan(ctx, "count", nil, "series-f", at.Add(-time.Second), at); err == nil || ok {
+		t.Fatalf("Plan with a failing insert = %v, %v; want an error", ok, err)
+	}
+	if m, err := s.PlannedThrough(ctx, "series-f"); err != nil || m != nil {
+		t.Fatalf("mark after a failed plan = %+v, %v; want none", m, err)
+	}
+	ok, err := s.Plan(ctx, "count", nil, "series-f", at.Add(-time.Second), at)
+	if err != nil || !ok {
+		t.Fatalf("second Plan = %v, %v; want the tick stored", ok, err)
+	}
+	var n int64
+	if err := db.Model(&Job{}).Where("series = ? AND status = ?", "series-f", StatusScheduled).Count(&n).Error; err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%d waiting rows for the tick, want 1", n)
+	}
 }
