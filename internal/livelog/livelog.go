@@ -79,7 +79,7 @@ type Hub struct {
 	mu      sync.Mutex
 	feeds   map[string]*Feed
 	waiting map[string]map[*Follower]struct{} // followers of jobs not (yet) running here
-	remote  Remote                             // set once, before use; nil on a single node
+	remote  Remote                            // set once, before use; nil on a single node
 }
 
 // Remote brings the output of jobs running on other nodes into a hub:
