@@ -49,7 +49,7 @@ func (s *Server) jobRoutes() []route {
 			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "event: stdout / event: stderr with data: <text as a JSON string>; " +
 				"event: skipped with data: {\"stdout\": <bytes>, \"stderr\": <bytes>} when a slow reader lost text; " +
 				"then one event: end with data: {\"exit_code\": <int or null>}. A finished job's stored output is replayed; " +
-				"live text is served by the node running the job, other nodes replay it once it finished (docs/live-output.md)"}),
+				"on PostgreSQL other nodes relay live text from the node running the job; on SQLite they replay it once it finished (docs/live-output.md)"}),
 			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Invalid job id", nil}, notFound, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
 	}
 }
