@@ -196,8 +196,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.sched != nil && a.pgURL != "" {
 		a.relay = livelog.NewRelay(livelog.RelayConfig{Node: a.sched.NodeID(), Hub: a.live, Jobs: a.sched, Logger: a.log,
 			Bus: pgdb.NewBus(a.db, a.pgURL, livelog.Channel, a.log)})
-		a.live.SetRemote(a.relay)
 		a.relay.Start()
+		a.live.SetRemote(a.relay)
 	}
 	for i, h := range a.s.startup {
 		if err := h(ctx, a); err != nil {

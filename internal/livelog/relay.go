@@ -70,6 +70,7 @@ type Relay struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
+	stopped bool                // set by Stop: no new goroutines
 	watched map[string]*watch   // jobs this node shows, running elsewhere
 	sending map[string]*sending // "<job> <viewer>": jobs relayed from here
 }
@@ -151,6 +152,9 @@ func (r *Relay) Stop() {
 	if r.cancel == nil {
 		return
 	}
+	r.mu.Lock()
+	r.stopped = true
+	r.mu.Unlock()
 	r.cancel()
 	r.wg.Wait()
 	r.mu.Lock()
@@ -178,20 +182,21 @@ func (r *Relay) send(kind, jobID, viewer, rest string) {
 // node's hub, so followers of id receive it. It is a no-op while the job's
 // feed is in this process.
 func (r *Relay) Watch(id string) (stop func()) {
-	if r.ctx == nil || r.ctx.Err() != nil {
+	r.mu.Lock()
+	if r.stopped || r.ctx == nil {
+		r.mu.Unlock()
 		return func() {}
 	}
-	r.mu.Lock()
 	w := r.watched[id]
 	first := w == nil
 	if first {
 		w = &watch{}
 		r.watched[id] = w
+		w.stop = r.endWhenFinished(id)
 	}
 	w.refs++
 	r.mu.Unlock()
 	if first {
-		w.stop = r.endWhenFinished(id)
 		r.send("w", id, r.cfg.Node, "")
 	}
 	var once sync.Once
@@ -218,7 +223,7 @@ func (r *Relay) unwatch(id string, w *watch) {
 
 // endWhenFinished ends the mirror of id once the job finished and its end
 // has not arrived within the grace period (the running node died, or the
-// message was lost).
+// message was lost). The caller holds r.mu, so Stop cannot be waiting.
 func (r *Relay) endWhenFinished(id string) func() {
 	if r.cfg.Jobs == nil {
 		return func() {}
@@ -302,7 +307,7 @@ func (r *Relay) startSending(id, viewer string) {
 		r.mu.Unlock()
 		return
 	}
-	if !r.cfg.Hub.Running(id) {
+	if r.stopped || !r.cfg.Hub.Running(id) {
 		r.mu.Unlock()
 		return
 	}
