@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chapkit-go/chapkit/internal/shell"
@@ -69,6 +70,10 @@ type Relay struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// listening is set once the bus listens: a watch sent before would
+	// be answered with output this node could not receive.
+	listening atomic.Bool
+
 	mu      sync.Mutex
 	stopped bool                // set by Stop: no new goroutines
 	watched map[string]*watch   // jobs this node shows, running elsewhere
@@ -129,7 +134,10 @@ func (r *Relay) Start() {
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
-		r.cfg.Bus.Listen(r.ctx, r.renewAll, r.receive)
+		r.cfg.Bus.Listen(r.ctx, func() {
+			r.listening.Store(true)
+			r.renewAll() // watches made before, or missed while reconnecting
+		}, r.receive)
 	}()
 	go func() {
 		defer r.wg.Done()
@@ -196,7 +204,7 @@ func (r *Relay) Watch(id string) (stop func()) {
 	}
 	w.refs++
 	r.mu.Unlock()
-	if first {
+	if first && r.listening.Load() {
 		r.send("w", id, r.cfg.Node, "")
 	}
 	var once sync.Once
@@ -341,7 +349,8 @@ func (r *Relay) pump(id, viewer, key string, s *sending) {
 			}
 			batch = append(batch, ev)
 		}
-		for _, m := range encode(batch) {
+		// "o <job> <viewer> <stream> " comes before the text.
+		for _, m := range encode(batch, MaxPayload-len(id)-len(viewer)-6) {
 			r.send(m.kind, id, viewer, m.rest)
 		}
 		if len(batch) > 0 && batch[len(batch)-1].Kind == End {
@@ -365,10 +374,10 @@ func (r *Relay) pump(id, viewer, key string, s *sending) {
 type message struct{ kind, rest string }
 
 // encode turns events into messages, joining consecutive text of one
-// stream and splitting it so that no message exceeds MaxPayload.
-func encode(events []Event) []message {
-	// room for "o <job> <viewer> <stream> " before the text
-	const room = MaxPayload - 2*(1+26) - 4
+// stream and splitting it so that the encoded text of no message exceeds
+// room bytes.
+func encode(events []Event, room int) []message {
+	room = max(room, 64) // node ids are short; never loop on a tiny room
 	var out []message
 	var text strings.Builder
 	stream := shell.Stdout

@@ -87,6 +87,8 @@ func (f *finishJobs) finish() {
 	}
 }
 
+const viewerNode = "viewer-node-with-a-configured-id-longer-than-a-ulid"
+
 type relayPair struct {
 	bus             *memBus
 	runner, viewer  *Relay
@@ -100,12 +102,20 @@ func newRelayPair(t *testing.T) *relayPair {
 	cfg := RelayConfig{Bus: p.bus, Renew: 20 * time.Millisecond, Grace: 50 * time.Millisecond}
 	rc, vc := cfg, cfg
 	rc.Node, rc.Hub = "NODE_A", p.runHub
-	vc.Node, vc.Hub, vc.Jobs = "NODE_B", p.viewHub, p.jobs
+	// A configured node id may be longer than a ULID: the split must
+	// leave room for it.
+	vc.Node, vc.Hub, vc.Jobs = viewerNode, p.viewHub, p.jobs
 	p.runner, p.viewer = NewRelay(rc), NewRelay(vc)
 	p.viewHub.SetRemote(p.viewer)
 	p.runner.Start()
 	p.viewer.Start()
 	t.Cleanup(func() { p.viewer.Stop(); p.runner.Stop() })
+	// As with a LISTEN, what is sent before a node listens is not received.
+	waitFor(t, "both relays to listen", func() bool {
+		p.bus.mu.Lock()
+		defer p.bus.mu.Unlock()
+		return len(p.bus.lists) == 2
+	})
 	return p
 }
 
@@ -155,7 +165,7 @@ func TestRelay(t *testing.T) {
 		if end := events[len(events)-1]; end.ExitCode == nil || *end.ExitCode != 3 {
 			t.Errorf("end = %+v, want exit code 3", end)
 		}
-		if n := p.bus.sentCount("o J1 NODE_B"); n < 5 {
+		if n := p.bus.sentCount("o J1 " + viewerNode); n < 5 {
 			t.Errorf("%d output messages, want the long text split in several", n)
 		}
 		waitFor(t, "the runner to stop relaying after the end", func() bool { return p.sendingCount() == 0 })
@@ -171,7 +181,7 @@ func TestRelay(t *testing.T) {
 		waitFor(t, "the runner to relay", func() bool { return p.sendingCount() == 1 })
 		// A follower of the runner's feed that fell behind: simulate what
 		// it forwards by sending the skip message itself.
-		_ = p.bus.Send(t.Context(), "s J2 NODE_B 10 7")
+		_ = p.bus.Send(t.Context(), "s J2 "+viewerNode+" 10 7")
 		feed.Write(shell.Stdout, []byte("after\n"))
 		feed.Close(nil)
 		var skipped Event
