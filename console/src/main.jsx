@@ -227,8 +227,10 @@ function TasksPage({ cfg }) {
 // sortJobs orders jobs newest first: submitted_at descending, then id
 // descending, as the service lists them.
 function sortJobs(list) {
-  const key = (j) => (j.submitted_at || "") + " " + j.id;
-  return list.slice().sort((a, b) => (key(a) < key(b) ? 1 : key(a) > key(b) ? -1 : 0));
+  // Times are compared as times: trimmed fractions ("…:49Z", "…:49.5Z") do
+  // not sort as strings.
+  const at = (j) => (j.submitted_at ? Date.parse(j.submitted_at) : 0);
+  return list.slice().sort((a, b) => at(b) - at(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
 }
 
 const RANK = { scheduled: 0, pending: 1, running: 2 };
