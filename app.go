@@ -52,6 +52,7 @@ type App struct {
 	sched     *job.Scheduler
 	tasks     *task.Manager
 	timetable *task.Timetable // fires schedules and starts retries
+	relay     *livelog.Relay  // live output across nodes (PostgreSQL only)
 	artifacts *artifact.Manager
 	// live carries the output of shell jobs running in this process.
 	live *livelog.Hub
@@ -192,6 +193,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if a.sched != nil && a.pgURL != "" {
+		a.relay = livelog.NewRelay(livelog.RelayConfig{Node: a.sched.NodeID(), Hub: a.live, Jobs: a.sched, Logger: a.log,
+			Bus: pgdb.NewBus(a.db, a.pgURL, livelog.Channel, a.log)})
+		a.relay.Start()
+		a.live.SetRemote(a.relay)
+	}
 	for i, h := range a.s.startup {
 		if err := h(ctx, a); err != nil {
 			return fmt.Errorf("chapkit: start-up hook %d: %w", i+1, err)
@@ -229,6 +236,9 @@ func (a *App) abortStart() {
 		if err := a.sched.Stop(ctx); err != nil {
 			a.log.Warn("stop scheduler after failed start", "error", err)
 		}
+	}
+	if a.relay != nil {
+		a.relay.Stop()
 	}
 	if a.ownsDB && a.db != nil {
 		if sqlDB, err := a.db.DB(); err == nil {
@@ -386,6 +396,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.sched.Stop(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if a.relay != nil {
+		a.relay.Stop() // after the drain, so the ends of relayed output are sent
 	}
 	if srv != nil {
 		if err := a.stopServer(ctx, srv); err != nil {

@@ -51,7 +51,7 @@ func TestConsoleServesPageAssetsAndConfig(t *testing.T) {
 	want := map[string]any{
 		"title": "Test", "version": "1.0.0",
 		"api": map[string]any{"info": "/api/v1/info", "health": "/health", "tasks": "/api/v1/tasks", "jobs": "/api/v1/jobs",
-			"artifacts": "/api/v1/artifacts", "metrics": "/metrics"},
+			"artifacts": "/api/v1/artifacts", "metrics": "/metrics", "nodes": "/api/v1/system/nodes"},
 		"permissions": map[string]any{"tasks": all, "artifacts": all},
 		"auth":        nil,
 	}

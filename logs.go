@@ -23,9 +23,9 @@ const (
 )
 
 // Logs opens the output of job jobID, as GET /api/v1/jobs/{id}/$logs
-// streams it: live while the job runs in this process, replayed from its
-// artifact once it finished (also when it ran in another process), and
-// an End event last; Next returns io.EOF after it. A reader that falls
+// streams it: live while the job runs, in this process or (on PostgreSQL)
+// relayed from the node that runs it, replayed from its artifact once it
+// finished, and an End event last; Next returns io.EOF after it. A reader that falls
 // behind loses text and gets a Skipped event saying how many bytes; the
 // job is never slowed down. Memory per reader is bounded (see
 // docs/live-output.md). The error is a not-found problem for an unknown

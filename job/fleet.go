@@ -70,6 +70,7 @@ func (s *Scheduler) onNotification(payload string) {
 	switch op {
 	case opInserted:
 		s.poke()
+		s.refreshInserted(ctx)
 	case opCanceled, opDeleted:
 		cause := ErrCanceled
 		if op == opDeleted {

@@ -72,6 +72,7 @@ type Scheduler struct {
 	running   map[string]*runEntry // jobs holding a slot
 	abandoned map[string]*runEntry // released calls that have not returned
 	subs      map[string]*subGroup
+	all       fanout // service-wide subscriptions (subscribe.go)
 	// pendingEst estimates the pending rows of the database: counted at
 	// every heartbeat, plus this node's submissions, minus its claims.
 	pendingEst int
@@ -349,9 +350,7 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 		return "", problem.Database("job.Scheduler.Submit", err)
 	}
 	s.poke()
-	if s.cfg.Observer != nil {
-		s.cfg.Observer.JobChanged(j.clone(), "")
-	}
+	s.changed(j.clone(), "")
 	return j.ID, nil
 }
 

@@ -64,11 +64,12 @@ export async function request(method, path, body, contentType) {
 }
 
 // events reads the Server-Sent Events of path and calls onEvent(name, data)
-// with data decoded from JSON. It resolves when the stream ends; abort
-// signal ends it early.
-export async function events(path, signal, onEvent) {
+// with data decoded from JSON, and onOpen (if given) once the stream is
+// open. It resolves when the stream ends; abort signal ends it early.
+export async function events(path, signal, onEvent, onOpen) {
   const res = await fetch(path, { headers: headers({ Accept: "text/event-stream" }), signal });
   if (!res.ok) throw await failure(res);
+  if (onOpen) onOpen();
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buf = "";

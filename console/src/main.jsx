@@ -4,10 +4,11 @@ import { setup, request, events, apiKey, setAPIKey, stripANSI, ApiError } from "
 import "./style.css";
 
 const TERMINAL = ["completed", "failed", "canceled"];
-const STATUSES = ["pending", "running", "completed", "failed", "canceled"];
+const STATUSES = ["pending", "running", "completed", "failed", "canceled", "scheduled"];
 const PAGE_LINES = 2000;
 
-// useRoute follows the location hash: #/tasks, #/jobs, #/jobs/<id>, #/health.
+// useRoute follows the location hash: #/tasks, #/schedules, #/jobs,
+// #/jobs/<id>, #/artifacts, #/artifacts/<id>, #/health.
 function useRoute() {
   const get = () => (location.hash.replace(/^#/, "") || "/jobs").split("/").filter(Boolean);
   const [route, setRoute] = useState(get());
@@ -223,69 +224,113 @@ function TasksPage({ cfg }) {
 
 // ---- jobs ----
 
-// useJobStreams keeps the records of unfinished jobs up to date from their
-// $stream, at most max at a time.
-function useJobStreams(cfg, jobs, onRecord, max) {
-  const open = useRef(new Map());
+// sortJobs orders jobs newest first: submitted_at descending, then id
+// descending, as the service lists them.
+function sortJobs(list) {
+  // Times are compared as times: trimmed fractions ("…:49Z", "…:49.5Z") do
+  // not sort as strings.
+  const at = (j) => (j.submitted_at ? Date.parse(j.submitted_at) : 0);
+  return list.slice().sort((a, b) => at(b) - at(a) || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+}
+
+const RANK = { scheduled: 0, pending: 1, running: 2 };
+
+// rank orders the states of one job, so an older record never replaces a
+// newer one: later attempts after earlier ones, finished states last.
+function rank(j) {
+  return (j.attempt || 1) * 10 + (j.status in RANK ? RANK[j.status] : 3);
+}
+
+// useLiveJobs keeps the job list (filtered by status) up to date from the
+// service-wide event stream: the list is read once the stream is open, then
+// every change is applied as it arrives; a lost event or a reconnection
+// reads the list again.
+function useLiveJobs(cfg, status) {
+  const [jobs, setJobs] = useState(null);
+  const [error, setError] = useState(null);
+  const [live, setLive] = useState(false);
+  const reload = useRef(() => {});
   useEffect(() => {
-    const want = new Set(jobs.filter((j) => !TERMINAL.includes(j.status)).slice(0, max).map((j) => j.id));
-    for (const [id, ctl] of open.current) {
-      if (!want.has(id)) {
-        ctl.abort();
-        open.current.delete(id);
+    const ctl = new AbortController();
+    const matches = (rec) => (status ? rec.status === status : rec.status !== "scheduled");
+    const apply = (rec) =>
+      setJobs((cur) => {
+        const list = cur || [];
+        const old = list.find((j) => j.id === rec.id);
+        const rest = list.filter((j) => j.id !== rec.id);
+        if (rec.status === "deleted") return rest;
+        if (old && rank(old) > rank(rec)) return list;
+        if (!matches(rec)) return old ? rest : list;
+        const { task_id, ...plain } = rec;
+        return sortJobs([plain, ...rest]);
+      });
+    const load = async () => {
+      try {
+        const fresh = await request("GET", cfg.api.jobs + (status ? "?status_filter=" + status : ""));
+        setJobs((cur) => {
+          const byId = new Map(fresh.map((j) => [j.id, j]));
+          for (const j of cur || []) {
+            const f = byId.get(j.id);
+            // Keep what the stream told of meanwhile, if it is newer.
+            if ((f && rank(j) > rank(f)) || (!f && matches(j))) byId.set(j.id, j);
+          }
+          return sortJobs([...byId.values()]);
+        });
+        setError(null);
+      } catch (err) {
+        setError(err);
       }
-    }
-    for (const id of want) {
-      if (open.current.has(id)) continue;
-      const ctl = new AbortController();
-      open.current.set(id, ctl);
-      events(cfg.api.jobs + "/" + id + "/$stream", ctl.signal, (_, rec) => {
-        if (rec && rec.id) onRecord(rec);
-      }).catch(() => {});
-    }
-  }, [jobs.map((j) => j.id + j.status).join()]);
-  useEffect(() => () => open.current.forEach((c) => c.abort()), []);
+    };
+    reload.current = load;
+    setJobs(null);
+    (async () => {
+      while (!ctl.signal.aborted) {
+        try {
+          await events(cfg.api.jobs + "/$stream", ctl.signal, (name, data) => {
+            if (name === "lost") load();
+            else if (data && data.id) apply(data);
+          }, () => {
+            setLive(true);
+            load();
+          });
+        } catch (err) {
+          if (ctl.signal.aborted) return;
+          if (err instanceof ApiError) setError(err);
+        }
+        setLive(false);
+        if (ctl.signal.aborted) return;
+        await new Promise((r) => setTimeout(r, 2000)); // then reconnect and read the list again
+      }
+    })();
+    return () => ctl.abort();
+  }, [status]);
+  return { jobs, error, setError, live, reload: () => reload.current() };
 }
 
 function JobsPage({ cfg }) {
   const [status, setStatus] = useState("");
-  const [jobs, setJobs] = useState(null);
-  const [error, setError] = useState(null);
-  const load = useCallback(async () => {
-    try {
-      const list = await request("GET", cfg.api.jobs + (status ? "?status_filter=" + status : ""));
-      setJobs(list);
-      setError(null);
-    } catch (err) {
-      setError(err);
-    }
-  }, [status]);
-  useEffect(() => {
-    load();
-    // New jobs appear through the list; state changes of the unfinished
-    // ones arrive at once through their event streams.
-    const t = setInterval(load, 2000);
-    return () => clearInterval(t);
-  }, [load]);
-  useJobStreams(cfg, jobs || [], (rec) => setJobs((cur) => (cur || []).map((j) => (j.id === rec.id ? rec : j))), 20);
+  const { jobs, error, setError, live, reload } = useLiveJobs(cfg, status);
   const act = async (fn) => {
     try {
       await fn();
     } catch (err) {
       setError(err);
+      reload();
     }
-    load();
   };
   return (
     <section aria-labelledby="jobs-title">
       <div class="heading">
         <h2 id="jobs-title">Jobs</h2>
+        <span class="meta live-state" role="status" data-live={live ? "true" : "false"}>
+          {live ? "Updates live" : "Connecting…"}
+        </span>
       </div>
       <div class="filters">
         <label for="status-filter">Status</label>
         <select id="status-filter" value={status} onChange={(e) => setStatus(e.target.value)}>
           <option value="">any</option>
-          {STATUSES.map((s) => <option value={s}>{s}</option>)}
+          {STATUSES.map((s) => <option value={s}>{s === "scheduled" ? "scheduled (waiting)" : s}</option>)}
         </select>
       </div>
       <ErrorNote error={error} />
@@ -293,19 +338,27 @@ function JobsPage({ cfg }) {
         <ul class="list" aria-label="Jobs">
           {jobs.length === 0 && <li class="empty">No jobs.</li>}
           {jobs.map((j) => (
-            <li class="item job" data-job-id={j.id}>
+            <li class="item job" data-job-id={j.id} key={j.id}>
               <div class="main">
                 <a href={"#/jobs/" + j.id} class="id">{j.id}</a> <Status status={j.status} />
                 <div class="meta">
                   submitted {fmtTime(j.submitted_at)} · ran {duration(j.started_at, j.finished_at)}
+                  {j.trigger && j.trigger !== "api" && " · by " + j.trigger}
+                  {j.attempt > 1 && " · attempt " + j.attempt}
                   {j.error && " · " + j.error}
                 </div>
               </div>
               <div class="actions">
                 {!TERMINAL.includes(j.status) && (
-                  <button class="secondary" onClick={() => act(() => request("POST", cfg.api.jobs + "/" + j.id + "/$cancel"))}>Cancel</button>
+                  <button class="secondary" onClick={() => act(() => request("POST", cfg.api.jobs + "/" + j.id + "/$cancel"))} aria-label={"Cancel job " + j.id}>
+                    Cancel
+                  </button>
                 )}
-                <button class="danger" onClick={() => confirm("Delete job " + j.id + "?") && act(() => request("DELETE", cfg.api.jobs + "/" + j.id))}>
+                <button
+                  class="danger"
+                  aria-label={"Delete job " + j.id}
+                  onClick={() => confirm("Delete job " + j.id + "?") && act(() => request("DELETE", cfg.api.jobs + "/" + j.id))}
+                >
                   Delete
                 </button>
               </div>
@@ -478,7 +531,216 @@ function JobPage({ cfg, id }) {
             </button>
           </div>
           {!job.artifact_id && <LiveOutput cfg={cfg} id={id} />}
+          {job.artifact_id && cfg.api.artifacts && (
+            <p>
+              <a href={"#/artifacts/" + job.artifact_id} class="artifact-link">Artifact <span class="id">{job.artifact_id}</span></a>
+            </p>
+          )}
           {job.artifact_id && cfg.api.artifacts && <Artifact cfg={cfg} id={job.artifact_id} />}
+        </>
+      )}
+    </section>
+  );
+}
+
+// ---- schedules ----
+
+function SchedulesPage({ cfg }) {
+  const [tasks, setTasks] = useState(null);
+  const [waiting, setWaiting] = useState(null);
+  const [runs, setRuns] = useState({});
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    const load = async () => {
+      try {
+        const all = await request("GET", cfg.api.tasks);
+        setTasks(all.filter((t) => t.schedule));
+        if (cfg.api.jobs) setWaiting(await request("GET", cfg.api.jobs + "?status_filter=scheduled"));
+        if (cfg.api.artifacts) setRuns(await lastRuns(cfg));
+        setError(null);
+      } catch (err) {
+        setError(err);
+      }
+    };
+    load();
+    // next_run_at moves on with every tick; the list is read again now and then.
+    const t = setInterval(load, 10000);
+    return () => clearInterval(t);
+  }, []);
+  return (
+    <section aria-labelledby="schedules-title">
+      <h2 id="schedules-title">Schedules</h2>
+      <ErrorNote error={error} />
+      {tasks && (
+        <ul class="list" aria-label="Scheduled tasks">
+          {tasks.length === 0 && <li class="empty">No task has a schedule.</li>}
+          {tasks.map((t) => (
+            <li class="item schedule" data-task-id={t.id} key={t.id}>
+              <div class="main">
+                <code class="command">{t.command}</code>
+                <dl class="facts">
+                  <dt>Schedule</dt>
+                  <dd><code data-testid="schedule">{t.schedule}</code> ({t.schedule_timezone || "UTC"})</dd>
+                  <dt>Next run</dt>
+                  <dd data-testid="next-run">{t.enabled ? fmtTime(t.next_run_at) : "— (disabled)"}</dd>
+                  <dt>Overlap</dt>
+                  <dd>{t.schedule_overlap || "skip"}{t.schedule_catch_up ? ", catches up one missed tick at start-up" : ""}</dd>
+                  <dt>Last runs</dt>
+                  <dd>
+                    {(runs[t.id] || []).length === 0 ? "none recorded" : (
+                      <ul class="runs">
+                        {runs[t.id].map((a) => (
+                          <li key={a.id}>
+                            <a href={"#/artifacts/" + a.id}>{fmtTime(a.created_at)}</a> {runSummary(a.data)}
+                          </li>
+                        ))}
+                      </ul>
+                    )}
+                  </dd>
+                </dl>
+              </div>
+            </li>
+          ))}
+        </ul>
+      )}
+      {waiting && (
+        <>
+          <h3>Waiting executions</h3>
+          <p class="meta">Ticks and retries stored until their time (status scheduled).</p>
+          <ul class="list" aria-label="Waiting executions">
+            {waiting.length === 0 && <li class="empty">None waiting.</li>}
+            {waiting.map((j) => (
+              <li class="item job" data-job-id={j.id} key={j.id}>
+                <div class="main">
+                  <a href={"#/jobs/" + j.id} class="id">{j.id}</a> <Status status={j.status} />
+                  <div class="meta">
+                    {j.trigger ? "by " + j.trigger : ""}{j.attempt > 1 ? " · attempt " + j.attempt : ""}
+                    {j.retry_of && <> · retry of <a href={"#/jobs/" + j.retry_of} class="id">{j.retry_of}</a></>}
+                  </div>
+                </div>
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+    </section>
+  );
+}
+
+// lastRuns returns, per task id, the newest three execution artifacts among
+// the last 100 artifacts stored.
+async function lastRuns(cfg) {
+  const first = await request("GET", cfg.api.artifacts + "?page=1&size=100");
+  const page = first.pages > 1 ? await request("GET", cfg.api.artifacts + "?page=" + first.pages + "&size=100") : first;
+  let items = page.items;
+  if (first.pages > 1 && items.length < 100) {
+    const prev = await request("GET", cfg.api.artifacts + "?page=" + (first.pages - 1) + "&size=100");
+    items = prev.items.concat(items);
+  }
+  const out = {};
+  for (const a of items.slice().reverse()) {
+    const id = a.data && a.data.task && a.data.task.id;
+    if (!id) continue;
+    out[id] = out[id] || [];
+    if (out[id].length < 3) out[id].push(a);
+  }
+  return out;
+}
+
+function runSummary(d) {
+  if (!d) return "";
+  if ("exit_code" in d) return "· exit code " + d.exit_code + (d.timed_out ? " (timed out)" : "");
+  if (d.error) return "· " + d.error.type;
+  return "· completed";
+}
+
+// ---- artifacts ----
+
+function artifactSummary(a) {
+  const d = a.data;
+  if (d && d.task && d.task.command) return d.task.command;
+  const text = JSON.stringify(d);
+  return text && text.length > 120 ? text.slice(0, 120) + "…" : text;
+}
+
+function ArtifactsPage({ cfg }) {
+  const [page, setPage] = useState(1);
+  const [size, setSize] = useState(20);
+  const [data, setData] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    request("GET", cfg.api.artifacts + "?page=" + page + "&size=" + size).then(
+      (d) => {
+        setData(d);
+        setError(null);
+      },
+      setError,
+    );
+  }, [page, size]);
+  return (
+    <section aria-labelledby="artifacts-title">
+      <h2 id="artifacts-title">Artifacts</h2>
+      <div class="filters">
+        <label for="artifact-page-size">Per page</label>
+        <select id="artifact-page-size" value={size} onChange={(e) => { setSize(Number(e.target.value)); setPage(1); }}>
+          {[10, 20, 50, 100].map((n) => <option value={n}>{n}</option>)}
+        </select>
+        {data && data.pages > 1 && page !== data.pages && <button class="secondary" onClick={() => setPage(data.pages)}>Newest</button>}
+      </div>
+      <ErrorNote error={error} />
+      {data && (
+        <>
+          <ul class="list" aria-label="Artifacts">
+            {data.items.length === 0 && <li class="empty">No artifacts.</li>}
+            {data.items.map((a) => (
+              <li class="item artifact" data-artifact-id={a.id} key={a.id}>
+                <div class="main">
+                  <a href={"#/artifacts/" + a.id} class="id">{a.id}</a>
+                  <div class="meta">
+                    {fmtTime(a.created_at)} · level {a.level} · <code class="command">{artifactSummary(a)}</code>
+                  </div>
+                </div>
+              </li>
+            ))}
+          </ul>
+          <nav class="pager" aria-label="Artifact pages">
+            <button class="secondary" disabled={page <= 1} onClick={() => setPage(page - 1)}>Previous</button>
+            <span>Page {data.page} of {Math.max(data.pages, 1)} ({data.total} artifacts, oldest first)</span>
+            <button class="secondary" disabled={page >= data.pages} onClick={() => setPage(page + 1)}>Next</button>
+          </nav>
+        </>
+      )}
+    </section>
+  );
+}
+
+function ArtifactPage({ cfg, id }) {
+  const [art, setArt] = useState(null);
+  const [error, setError] = useState(null);
+  useEffect(() => {
+    request("GET", cfg.api.artifacts + "/" + id).then(setArt, setError);
+  }, [id]);
+  return (
+    <section aria-labelledby="artifact-title">
+      <h2 id="artifact-title">Artifact <span class="id">{id}</span></h2>
+      <ErrorNote error={error} />
+      {art && (
+        <>
+          <dl class="facts">
+            <dt>Created</dt>
+            <dd>{fmtTime(art.created_at)}</dd>
+            <dt>Level</dt>
+            <dd>{art.level}</dd>
+            {art.parent_id && <dt>Parent</dt>}
+            {art.parent_id && <dd><a href={"#/artifacts/" + art.parent_id} class="id">{art.parent_id}</a></dd>}
+            {art.tags && art.tags.length > 0 && <dt>Tags</dt>}
+            {art.tags && art.tags.length > 0 && <dd>{art.tags.join(", ")}</dd>}
+          </dl>
+          {art.data && art.data.task && <Artifact cfg={cfg} id={id} />}
+          <details open={!(art.data && art.data.task)}>
+            <summary>Data (JSON)</summary>
+            <pre class="mono" tabindex="0" aria-label="Artifact data">{JSON.stringify(art.data, null, 2)}</pre>
+          </details>
         </>
       )}
     </section>
@@ -501,6 +763,7 @@ function HealthPage({ cfg }) {
   const [health, setHealth] = useState(null);
   const [info, setInfo] = useState(null);
   const [nums, setNums] = useState(null);
+  const [nodes, setNodes] = useState(null);
   const [error, setError] = useState(null);
   const last = useRef(null);
   useEffect(() => {
@@ -511,6 +774,7 @@ function HealthPage({ cfg }) {
           setHealth(await res.json());
         }
         setInfo(await request("GET", cfg.api.info));
+        if (cfg.api.nodes) setNodes(await request("GET", cfg.api.nodes));
         if (cfg.api.metrics) {
           const text = await request("GET", cfg.api.metrics);
           const finished = metricSum(text, "chapkit_jobs_finished_total");
@@ -562,6 +826,30 @@ function HealthPage({ cfg }) {
           <div><span class="num">{show(nums.finished)}</span> finished since start</div>
         </div>
       )}
+      {nodes && (
+        <div class="card">
+          <h3>Nodes</h3>
+          <div class="scroll">
+            <table aria-label="Nodes">
+              <thead>
+                <tr><th scope="col">Node</th><th scope="col">Host</th><th scope="col">PID</th><th scope="col">Started</th><th scope="col">Heartbeat</th><th scope="col">Running</th></tr>
+              </thead>
+              <tbody>
+                {nodes.map((n) => (
+                  <tr class="node" key={n.id}>
+                    <td><span class="id">{n.id}</span>{n.leader && <> <span class="badge leader">leader</span></>}</td>
+                    <td>{n.hostname}</td>
+                    <td>{n.pid}</td>
+                    <td>{fmtTime(n.started_at)}</td>
+                    <td>{fmtTime(n.heartbeat_at)}</td>
+                    <td>{n.running}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        </div>
+      )}
       {info && (
         <div class="card">
           <h3>Info</h3>
@@ -589,6 +877,12 @@ function App({ cfg }) {
     page = <KeyPrompt onDone={() => { setNeedKey(false); setEpoch(epoch + 1); }} />;
   } else if (route[0] === "tasks" && cfg.api.tasks) {
     page = <TasksPage cfg={cfg} />;
+  } else if (route[0] === "schedules" && cfg.api.tasks) {
+    page = <SchedulesPage cfg={cfg} />;
+  } else if (route[0] === "artifacts" && route[1] && cfg.api.artifacts) {
+    page = <ArtifactPage cfg={cfg} id={route[1]} key={route[1]} />;
+  } else if (route[0] === "artifacts" && cfg.api.artifacts) {
+    page = <ArtifactsPage cfg={cfg} />;
   } else if (route[0] === "jobs" && route[1]) {
     page = <JobPage cfg={cfg} id={route[1]} key={route[1]} />;
   } else if (route[0] === "health") {
@@ -605,7 +899,9 @@ function App({ cfg }) {
         <h1>{cfg.title}</h1>
         <nav aria-label="Console">
           {cfg.api.tasks && link("#/tasks", "Tasks", route[0] === "tasks")}
+          {cfg.api.tasks && link("#/schedules", "Schedules", route[0] === "schedules")}
           {cfg.api.jobs && link("#/jobs", "Jobs", route[0] === "jobs" || !route[0])}
+          {cfg.api.artifacts && link("#/artifacts", "Artifacts", route[0] === "artifacts")}
           {link("#/health", "Service", route[0] === "health")}
           {cfg.auth && !needKey && (
             <button class="link" onClick={() => { setAPIKey(""); setNeedKey(true); }}>Forget key</button>

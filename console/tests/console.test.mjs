@@ -149,6 +149,98 @@ test("console without API keys", async (t) => {
   });
 });
 
+// api sends one JSON request to the service, as another client would.
+async function api(base, method, p, body) {
+  const res = await fetch(base + p, {
+    method,
+    headers: body ? { "Content-Type": "application/json" } : {},
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  assert.ok(res.ok, method + " " + p + ": " + res.status);
+  return res.status === 204 ? null : res.json();
+}
+
+test("console pages: live jobs list, schedules, artifacts, nodes", async (t) => {
+  const base = await startService(basePort + 2, { CHAPKIT_API_KEYS: "", CHAPKIT_API_KEY_FILE: "" });
+  const page = await newPage();
+  await page.goto(base + "/console#/jobs");
+  await page.locator('.live-state[data-live="true"]').waitFor({ timeout: WAIT });
+  let reloaded = false;
+  page.on("load", () => (reloaded = true));
+  let jobID;
+
+  await t.test("a job started by another client appears in the jobs list without a reload", async () => {
+    const task = await api(base, "POST", "/api/v1/tasks", { command: "echo from another client" });
+    jobID = (await api(base, "POST", "/api/v1/tasks/" + task.id + "/$execute")).job_id;
+    const row = page.locator('li.job[data-job-id="' + jobID + '"]');
+    await row.locator('.badge[data-status="completed"]').waitFor({ timeout: WAIT });
+    assert.equal(await page.locator("li.job").first().getAttribute("data-job-id"), jobID, "the new job is not first");
+    assert.equal(reloaded, false, "the page reloaded");
+    await page.screenshot({ path: path.join(shots, "jobs-live.png") });
+  });
+
+  await t.test("the job page links its artifact, and the artifact pages show it", async () => {
+    await page.locator('li.job[data-job-id="' + jobID + '"] a.id').click();
+    await page.locator('#job-title + .badge[data-status="completed"]').waitFor({ timeout: WAIT });
+    await page.locator("a.artifact-link").click();
+    await page.waitForURL(/#\/artifacts\/[0-9A-Z]{26}$/, { timeout: WAIT });
+    await page.getByRole("heading", { name: /^Artifact / }).waitFor({ timeout: WAIT });
+    await page.locator("pre.stdout-text", { hasText: "from another client" }).waitFor({ timeout: WAIT });
+    await page.getByRole("link", { name: "Artifacts" }).click();
+    await page.locator("li.artifact").first().waitFor({ timeout: WAIT });
+    assert.match(await page.getByRole("navigation", { name: "Artifact pages" }).textContent(), /Page 1 of 1 \(1 artifacts/);
+    await page.screenshot({ path: path.join(shots, "artifacts.png") });
+    assert.equal(reloaded, false, "the page reloaded");
+  });
+
+  await t.test("the schedules page shows a scheduled task, its next run and its waiting tick", async () => {
+    const task = await api(base, "POST", "/api/v1/tasks", { command: "echo tick", schedule: "@every 1h", schedule_timezone: "Europe/Oslo" });
+    await page.getByRole("link", { name: "Schedules" }).click();
+    const item = page.locator('li.schedule[data-task-id="' + task.id + '"]');
+    await item.waitFor({ timeout: WAIT });
+    assert.equal(await item.getByTestId("schedule").textContent(), "@every 1h");
+    assert.notEqual(await item.getByTestId("next-run").textContent(), "—");
+    assert.match(await item.textContent(), /Europe\/Oslo/);
+    // The tick is planned by the service within a second; the page reads
+    // the list again when it is opened.
+    const waiting = page.getByRole("list", { name: "Waiting executions" }).locator("li.job");
+    const deadline = Date.now() + WAIT;
+    while ((await waiting.count()) === 0) {
+      assert.ok(Date.now() < deadline, "no waiting tick listed");
+      await page.getByRole("link", { name: "Jobs" }).click();
+      await page.getByRole("link", { name: "Schedules" }).click();
+      await page.getByRole("list", { name: "Waiting executions" }).waitFor({ timeout: WAIT });
+    }
+    assert.equal(await waiting.first().locator(".badge").getAttribute("data-status"), "scheduled");
+    await page.screenshot({ path: path.join(shots, "schedules.png"), fullPage: true });
+  });
+
+  await t.test("the service page lists the node", async () => {
+    await page.getByRole("link", { name: "Service" }).click();
+    const rows = page.getByRole("table", { name: "Nodes" }).locator("tr.node");
+    await rows.first().waitFor({ timeout: WAIT });
+    assert.equal(await rows.count(), 1);
+    assert.equal(await rows.first().locator(".badge.leader").count(), 1);
+  });
+
+  await t.test("the new pages fit a phone-sized screen and work with the keyboard", async () => {
+    const phone = await newPage(390);
+    for (const hash of ["#/schedules", "#/artifacts", "#/health"]) {
+      await phone.goto(base + "/console" + hash);
+      await phone.locator("main section h2").first().waitFor({ timeout: WAIT });
+      const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, hash + " is " + overflow + "px wider than a phone screen");
+    }
+    await phone.screenshot({ path: path.join(shots, "phone-service.png"), fullPage: true });
+    await phone.context().close();
+    // The artifacts page's controls are reached with Tab and have labels.
+    await page.getByRole("link", { name: "Artifacts" }).focus();
+    await page.keyboard.press("Enter");
+    await page.getByLabel("Per page").waitFor({ timeout: WAIT });
+    assert.equal(reloaded, false, "the page reloaded");
+  });
+});
+
 test("console with API keys asks for a key", async () => {
   const base = await startService(basePort + 1, { CHAPKIT_API_KEYS: "sk_console_test_key" });
   const page = await newPage();

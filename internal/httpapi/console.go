@@ -37,6 +37,8 @@ type consoleAPI struct {
 	Jobs      *string `json:"jobs"`
 	Artifacts *string `json:"artifacts"`
 	Metrics   *string `json:"metrics"`
+	// Nodes lists the nodes sharing the database (system routes with jobs).
+	Nodes *string `json:"nodes"`
 }
 
 type consolePermissions struct {
@@ -123,6 +125,9 @@ func (s *Server) consoleConfig(c echo.Context) error {
 	}
 	if d.Monitoring != nil {
 		cfg.API.Metrics = ptr(d.Monitoring.Path)
+	}
+	if d.System && d.Jobs != nil {
+		cfg.API.Nodes = ptr(systemPrefix + "/nodes")
 	}
 	cfg.Permissions = consolePermissions{Tasks: permOf(d.Tasks), Artifacts: permOf(d.Artifacts)}
 	if d.Auth != nil {

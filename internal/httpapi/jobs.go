@@ -30,6 +30,11 @@ func (s *Server) jobRoutes() []route {
 			errs: []errDoc{{http.StatusUnprocessableEntity, shapeInvalid, "Invalid status or status_filter, or the two disagree", nil}}}},
 		{http.MethodGet, "/$schema", func(c echo.Context) error { return c.JSON(http.StatusOK, jobListSchema()) }, always, familyDetail,
 			opDoc{tag: tag, summary: "JSON Schema of the job list", status: 200, contentType: jsonCT, result: anyObject}},
+		{http.MethodGet, "/$stream", s.streamAllJobs, always, familyDetail, opDoc{tag: tag, summary: "State changes of every job as Server-Sent Events",
+			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "data: <JobRecord JSON with task_id (string or null)> " +
+				"at every job's submission and state change, from every node; data: {\"id\": <id>, \"status\": \"deleted\"} when a job is deleted; " +
+				"event: lost with data: {\"lost\": <count>} when a slow reader lost changes and should read the job list again. Never ends by itself."}),
+			errs: []errDoc{{http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
 		{http.MethodGet, "/:id", s.getJob, always, familyDetail, opDoc{tag: tag, summary: "Get a job", status: 200, contentType: jsonCT, result: record,
 			errs: []errDoc{notFound}}},
 		{http.MethodDelete, "/:id", s.deleteJob, always, familyDetail, opDoc{tag: tag, summary: "Cancel (if unfinished) and delete a job", status: 204,
@@ -44,7 +49,7 @@ func (s *Server) jobRoutes() []route {
 			status: 200, contentType: sseCT, result: fixed(map[string]any{"type": "string", "description": "event: stdout / event: stderr with data: <text as a JSON string>; " +
 				"event: skipped with data: {\"stdout\": <bytes>, \"stderr\": <bytes>} when a slow reader lost text; " +
 				"then one event: end with data: {\"exit_code\": <int or null>}. A finished job's stored output is replayed; " +
-				"live text is served by the node running the job, other nodes replay it once it finished (docs/live-output.md)"}),
+				"on PostgreSQL other nodes relay live text from the node running the job; on SQLite they replay it once it finished (docs/live-output.md)"}),
 			errs: []errDoc{{http.StatusBadRequest, shapeDetail, "Invalid job id", nil}, notFound, {http.StatusServiceUnavailable, shapeProblem, "Too many streams or draining", nil}}}},
 	}
 }
@@ -175,6 +180,75 @@ func (s *Server) streamJob(c echo.Context) error {
 		case <-s.closing:
 			return nil
 		}
+	}
+}
+
+// jobChange is an event of the service-wide job stream: the job's record
+// and, for task jobs, the task it runs.
+type jobChange struct {
+	job.Record
+	TaskID *string `json:"task_id"`
+}
+
+// jobDeleted is the event of the service-wide stream for a deleted job.
+type jobDeleted struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+}
+
+// taskIDOf returns the task a job runs, read from its arguments, or nil
+// for a job that is not a task's.
+func taskIDOf(j *job.Job) *string {
+	var args struct {
+		TaskID string `json:"task_id"`
+	}
+	if json.Unmarshal(j.Args, &args) != nil || args.TaskID == "" {
+		return nil
+	}
+	return &args.TaskID
+}
+
+// streamAllJobs pushes every job's state changes, from every node, until
+// the client leaves or the service drains. A client too slow to keep up
+// loses changes and receives a `lost` event: it should then read the job
+// list again (docs/console.md).
+func (s *Server) streamAllJobs(c echo.Context) error {
+	ctx := c.Request().Context()
+	changes, unsubscribe := s.sched().SubscribeAll()
+	defer unsubscribe()
+	sse, err := s.openStream(c)
+	if err != nil {
+		return err
+	}
+	defer sse.close()
+	if sse.head {
+		return nil
+	}
+	tick := time.NewTicker(keepAlive)
+	defer tick.Stop()
+	for {
+		var err error
+		select {
+		case ch := <-changes.C():
+			if ch.Deleted {
+				err = sse.event(jobDeleted{ID: ch.ID, Status: "deleted"})
+			} else {
+				err = sse.event(jobChange{Record: s.record(ch.Job), TaskID: taskIDOf(ch.Job)})
+			}
+		case <-changes.LostC():
+			b, _ := json.Marshal(map[string]int64{"lost": changes.Lost()})
+			err = sse.named("lost", b)
+		case <-tick.C:
+			err = sse.comment("keep-alive")
+		case <-ctx.Done():
+			return nil
+		case <-s.closing:
+			return nil
+		}
+		if err != nil {
+			return nil
+		}
+		tick.Reset(keepAlive)
 	}
 }
 

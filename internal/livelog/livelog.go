@@ -79,6 +79,28 @@ type Hub struct {
 	mu      sync.Mutex
 	feeds   map[string]*Feed
 	waiting map[string]map[*Follower]struct{} // followers of jobs not (yet) running here
+	remote  Remote                            // set once, before use; nil on a single node
+}
+
+// Remote brings the output of jobs running on other nodes into a hub:
+// see [Relay].
+type Remote interface {
+	// Watch asks for the output of job id until stop is called.
+	Watch(id string) (stop func())
+}
+
+// SetRemote makes followers of jobs that run on other nodes receive their
+// output through rm. Call it before the hub is used.
+func (h *Hub) SetRemote(rm Remote) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.remote = rm
+}
+
+func (h *Hub) remoteOf() Remote {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.remote
 }
 
 // NewHub returns an empty hub.
@@ -245,6 +267,31 @@ func (f *Feed) emit(s shell.Stream, text []byte) {
 	}
 	for fl := range f.followers {
 		fl.push(ev)
+	}
+}
+
+// Skip tells the followers that n bytes of stdout and e bytes of stderr
+// were lost before the text that follows (a relayed feed whose source
+// skipped them).
+func (f *Feed) Skip(n, e int64) {
+	if n <= 0 && e <= 0 {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return
+	}
+	for s := range f.partial { // the lost bytes came after the held-back text
+		if len(f.partial[s]) > 0 {
+			f.emit(shell.Stream(s), f.partial[s])
+			f.partial[s] = nil
+		}
+	}
+	f.evicted[shell.Stdout] += n
+	f.evicted[shell.Stderr] += e
+	for fl := range f.followers {
+		fl.push(Event{Kind: Skipped, SkippedStdout: n, SkippedStderr: e})
 	}
 }
 

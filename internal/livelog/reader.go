@@ -26,14 +26,19 @@ const replayChunk = 16 << 10
 // feed when the job runs in this process, otherwise, once the job has
 // finished, the output its artifact stored (all of stdout, then all of
 // stderr), and in both cases one End event last. A job that runs in
-// another process is replayed when it finishes: live chunks are only
-// served by the process running the job. A Reader is used by one
-// goroutine at a time; call Close when done.
+// another process is followed live when the hub has a [Remote] (nodes
+// sharing PostgreSQL, see [Relay]); otherwise it is replayed when it
+// finishes. A Reader is used by one goroutine at a time; call Close when
+// done.
 type Reader struct {
 	fl          *Follower
 	events      <-chan job.Event
 	unsubscribe func()
 	artifact    ArtifactData
+
+	hub       *Hub
+	id        string
+	stopWatch func() // ends the watch of a job running on another node
 
 	terminal *job.Job // set once the job is known to be finished
 	gone     bool     // the job was deleted
@@ -53,10 +58,11 @@ func NewReader(ctx context.Context, h *Hub, jobs Jobs, artifact ArtifactData, id
 		unsubscribe()
 		return nil, err
 	}
-	r := &Reader{fl: fl, events: events, unsubscribe: unsubscribe, artifact: artifact}
+	r := &Reader{fl: fl, events: events, unsubscribe: unsubscribe, artifact: artifact, hub: h, id: id}
 	if j.Status.Terminal() {
 		r.terminal = j
 	}
+	r.watchRemote(j)
 	return r, nil
 }
 
@@ -97,6 +103,8 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 				r.gone = true
 			case ev.Job != nil && ev.Job.Status.Terminal():
 				r.terminal = ev.Job
+			case ev.Job != nil:
+				r.watchRemote(ev.Job)
 			}
 		case <-ctx.Done():
 			return Event{}, ctx.Err()
@@ -104,10 +112,25 @@ func (r *Reader) Next(ctx context.Context) (Event, error) {
 	}
 }
 
+// watchRemote asks for the live output of j when it runs on another node
+// (and the hub has a [Remote]), once.
+func (r *Reader) watchRemote(j *job.Job) {
+	if r.stopWatch != nil || j.Status != job.StatusRunning || r.fl.Attached() {
+		return
+	}
+	if rm := r.hub.remoteOf(); rm != nil {
+		r.stopWatch = rm.Watch(r.id)
+	}
+}
+
 // Close releases the reader. It is idempotent.
 func (r *Reader) Close() {
 	r.fl.Close()
 	r.unsubscribe()
+	if r.stopWatch != nil {
+		r.stopWatch()
+		r.stopWatch = nil
+	}
 }
 
 // replay returns the events of a finished job's stored output.
