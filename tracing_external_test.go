@@ -227,7 +227,7 @@ func TestTracingJobSpans(t *testing.T) {
 	}
 
 	t.Run("execution is a child of the submitting request and linked to it", func(t *testing.T) {
-		taskID := shellTask(t, h, "echo hi")
+		taskID := shellTask(t, h, `echo "$TRACEPARENT"`)
 		jobID, req, exec := submit(t, taskID)
 		if req.Parent().SpanID().String() != clientSpanID {
 			t.Errorf("request span parent = %s, want the client's %s", req.Parent().SpanID(), clientSpanID)
@@ -245,6 +245,11 @@ func TestTracingJobSpans(t *testing.T) {
 			Attrs: map[string]any{"chapkit.task.id": taskID, "process.exit.code": int64(0), "chapkit.task.timed_out": false}}
 		if diff := cmp.Diff(want, viewOf(sh)); diff != "" {
 			t.Errorf("shell span mismatch (-want +got):\n%s", diff)
+		}
+		// The command sees the shell span as its parent.
+		wantEnv := fmt.Sprintf("00-%s-%s-01\n", clientTraceID, sh.SpanContext().SpanID())
+		if got := artifactData(t, h, getJob(t, h, jobID)["artifact_id"].(string))["stdout"]; got != wantEnv {
+			t.Errorf("TRACEPARENT in the command = %q, want %q", got, wantEnv)
 		}
 		// The stored context is the request span's, and it stays off the wire.
 		j, err := app.Scheduler().Get(t.Context(), jobID)
@@ -471,4 +476,21 @@ func TestTracingLinkSurvivesRestart(t *testing.T) {
 	if got := jobMessages(t, &buf2, queued, "job completed", rid); !slices.Contains(got, "job started") {
 		t.Errorf("log lines of the job after the restart = %v", got)
 	}
+}
+
+// BenchmarkTracingOn is BenchmarkTracingOff with every span sampled and
+// recorded in memory.
+func BenchmarkTracingOn(b *testing.B) {
+	withTracing := func(sb *chapkit.ServiceBuilder) {
+		_, tp := newRecorder(b)
+		sb.WithTracing(tp)
+	}
+	b.Run("request", func(b *testing.B) {
+		app, _ := benchApp(b, withTracing)
+		benchRequests(b, app)
+	})
+	b.Run("job", func(b *testing.B) {
+		app, id := benchApp(b, withTracing)
+		benchJobs(b, app, id)
+	})
 }

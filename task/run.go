@@ -147,6 +147,11 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 		JobID:      run.Job.ID,
 		Credential: m.cfg.Credential,
 	}
+	if tp := tracing.TraceParent(ctx); tp != "" {
+		// The command may continue the trace: OpenTelemetry SDKs read
+		// TRACEPARENT from the environment. Later entries win.
+		opts.Env = append(opts.Env, "TRACEPARENT="+tp)
+	}
 	var feed *livelog.Feed
 	if m.cfg.Live != nil {
 		feed = m.cfg.Live.Open(run.Job.ID)
