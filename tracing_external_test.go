@@ -196,6 +196,30 @@ func TestTracingRequestSpans(t *testing.T) {
 	}
 }
 
+// TestTracingRefusedRequest: a request authentication refuses is traced
+// too, since tracing is the outermost middleware.
+func TestTracingRefusedRequest(t *testing.T) {
+	t.Parallel()
+	rec, tp := newRecorder(t)
+	h := newApp(t, withAuth(chapkit.AuthConfig{APIKeys: []string{testKey}}), func(b *chapkit.ServiceBuilder) *chapkit.ServiceBuilder {
+		return b.WithTracing(tp)
+	}).Handler()
+	if code := testkit.Request(t, h, http.MethodGet, "/api/v1/jobs", "", "").Code; code != http.StatusUnauthorized {
+		t.Fatalf("status %d, want 401", code)
+	}
+	spans := rec.Ended()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans ended, want 1", len(spans))
+	}
+	got := viewOf(spans[0])
+	want := spanView{Name: "GET", Kind: trace.SpanKindServer, TraceID: got.TraceID,
+		Attrs: map[string]any{"http.request.method": "GET", "http.response.status_code": int64(401),
+			"url.path": "/api/v1/jobs", "url.scheme": "http", "client.address": "192.0.2.1", "user_agent.original": ""}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("refused request span mismatch (-want +got):\n%s", diff)
+	}
+}
+
 func TestTracingJobSpans(t *testing.T) {
 	t.Parallel()
 	rec, tp := newRecorder(t)
@@ -402,16 +426,24 @@ func TestRequestIDInJobLogs(t *testing.T) {
 		t.Errorf("log lines of the job (-want +got):\n%s", diff)
 	}
 
-	// A shell that cannot start is logged by the task runner.
+	// A shell that cannot start is logged by the task runner, and a
+	// function reads the submitting request id from its context.
+	reg := registry.New()
+	registry.MustRegister(reg, "rid", func(ctx context.Context, _ struct{}) (string, error) { return chapkit.RequestID(ctx), nil })
 	b := builderFor(t)
 	jsonLogs(&buf)(b)
-	b.WithTasks(registry.New(), chapkit.TasksConfig{Manager: task.Config{WorkDir: "/nonexistent/dir"}})
+	b.WithTasks(reg, chapkit.TasksConfig{Manager: task.Config{WorkDir: "/nonexistent/dir"}})
 	h = apptest.Start(t, b).Handler()
 	jobID = executeWith(t, h, shellTask(t, h, "true"), "X-Request-ID", rid)
 	waitJob(t, h, jobID)
 	got = jobMessages(t, &buf, jobID, "job failed", rid)
 	if diff := cmp.Diff([]string{"task submitted", "job started", "shell task failed to run", "job failed"}, got); diff != "" {
 		t.Errorf("log lines of the failed job (-want +got):\n%s", diff)
+	}
+	fnTask := createTask(t, h, `{"command":"rid","task_type":"python"}`)["id"].(string)
+	done := waitJob(t, h, executeWith(t, h, fnTask, "X-Request-ID", rid))
+	if got := artifactData(t, h, done["artifact_id"].(string))["result"]; got != rid {
+		t.Errorf("chapkit.RequestID in the function = %v, want %s", got, rid)
 	}
 }
 
