@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/artifact"
@@ -48,7 +49,8 @@ type JobsConfig struct {
 	// Prefix of the routes; default /api/v1/jobs.
 	Prefix string
 	// Scheduler is the scheduler's configuration; job.Config documents
-	// each field and its default. The app sets Logger and Observer.
+	// each field and its default. The app sets Logger and Observer, and
+	// TracerProvider when WithTracing is used.
 	Scheduler job.Config
 	// MaxConcurrency, MaxPending, DrainTimeout, RetryInterrupted and
 	// AbandonAfter are shorthands: when non-zero, each replaces the
@@ -194,6 +196,8 @@ type ServiceBuilder struct {
 	monitoring *MonitoringConfig
 	docs       bool
 	console    *ConsoleConfig
+	// tracerProvider is set by WithTracing; nil traces nothing.
+	tracerProvider trace.TracerProvider
 }
 
 // NewServiceBuilder starts a builder for a service described by info.

@@ -114,6 +114,8 @@ func (b *ServiceBuilder) resolve() (settings, []error) {
 		System:       b.system,
 		Logging:      b.logging,
 		Docs:         b.docs,
+
+		TracerProvider: b.tracerProvider,
 	}
 	if h := b.health; h != nil {
 		d.Health = &httpapi.Health{Prefix: cmp.Or(h.Prefix, defaultHealthPrefix), NoDatabaseCheck: h.NoDatabaseCheck}
@@ -130,6 +132,9 @@ func (b *ServiceBuilder) resolve() (settings, []error) {
 	if j := b.jobs; j != nil {
 		cfg := j.schedulerConfig()
 		cfg.NodeID = cmp.Or(cfg.NodeID, wire.NewID())
+		if b.tracerProvider != nil {
+			cfg.TracerProvider = b.tracerProvider
+		}
 		d.NodeID = cfg.NodeID
 		s.jobs = &cfg
 		if j.Retention != nil {

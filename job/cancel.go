@@ -73,7 +73,7 @@ func (s *Scheduler) awaitStop(ctx context.Context, e *runEntry) {
 	case <-e.done:
 	case <-ctx.Done():
 	case <-t.C:
-		s.log.Warn("cancelled job has not returned yet", "job_id", e.job.ID, "kind", e.job.Kind)
+		s.log.WarnContext(e.ctx, "cancelled job has not returned yet", "job_id", e.job.ID, "kind", e.job.Kind)
 	}
 }
 

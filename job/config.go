@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/problem"
@@ -135,6 +136,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Observer, when set, is told of every state change (metrics).
 	Observer Observer
+	// TracerProvider, when set, traces executions: Submit stores the
+	// caller's span context with the job, and each execution runs in a
+	// span that continues it (docs/tracing.md). nil traces nothing and
+	// costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Listener delivers the notifications nodes send each other.

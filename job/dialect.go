@@ -20,8 +20,8 @@ type dialect struct {
 	nowMS string
 	// claim marks up to @limit pending jobs of @kinds (oldest first)
 	// running on @node with started_at @started, and returns their id,
-	// kind, args, submitted_at, attempt, trigger, retry_of, series and
-	// run_at. It claims nothing unless the node's row exists with a heartbeat younger than @fresh ms: a node
+	// kind, args, submitted_at, attempt, trigger, retry_of, series,
+	// run_at, request_id and trace_parent. It claims nothing unless the node's row exists with a heartbeat younger than @fresh ms: a node
 	// that was declared dead, or that cannot prove it is alive, takes no
 	// work, in the very statement that would take it.
 	claim string
@@ -40,7 +40,7 @@ var (
 		claim: `UPDATE jobs SET status = 'running', started_at = @started, node = @node
 WHERE id IN (SELECT id FROM jobs WHERE status = 'pending' AND kind IN @kinds ORDER BY submitted_at, id LIMIT @limit)
 AND EXISTS (SELECT 1 FROM chapkit_nodes WHERE id = @node AND heartbeat_ms >= ` + sqliteNowMS + ` - @fresh)
-RETURNING id, kind, args, submitted_at, attempt, trigger, retry_of, series, run_at`,
+RETURNING id, kind, args, submitted_at, attempt, trigger, retry_of, series, run_at, request_id, trace_parent`,
 	}
 	postgresDialect = dialect{
 		name:  "postgres",
@@ -54,7 +54,7 @@ RETURNING id, kind, args, submitted_at, attempt, trigger, retry_of, series, run_
 UPDATE jobs SET status = 'running', started_at = @started, node = @node
 FROM next WHERE jobs.id = next.id AND jobs.status = 'pending'
 AND EXISTS (SELECT 1 FROM chapkit_nodes WHERE id = @node AND heartbeat_ms >= ` + postgresNowMS + ` - @fresh)
-RETURNING jobs.id, jobs.kind, jobs.args, jobs.submitted_at, jobs.attempt, jobs.trigger, jobs.retry_of, jobs.series, jobs.run_at`,
+RETURNING jobs.id, jobs.kind, jobs.args, jobs.submitted_at, jobs.attempt, jobs.trigger, jobs.retry_of, jobs.series, jobs.run_at, jobs.request_id, jobs.trace_parent`,
 		notify: "SELECT pg_notify(?, ?)",
 	}
 )

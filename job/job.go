@@ -49,6 +49,12 @@ type Job struct {
 	// RetryOf is the id of the first job of a retry chain; nil for a first
 	// attempt.
 	RetryOf *string `gorm:"type:text;index"`
+	// RequestID is the X-Request-ID of the request that submitted the job,
+	// and TraceParent the W3C traceparent of its span (docs/tracing.md);
+	// nil when there was none. Neither is sent on the wire: they carry the
+	// request's identity into the execution, across restarts.
+	RequestID   *string `gorm:"type:text"`
+	TraceParent *string `gorm:"type:text"`
 }
 
 // What created a job (the job record's "trigger").

@@ -16,8 +16,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
+	"github.com/chapkit-go/chapkit/internal/reqid"
+	"github.com/chapkit-go/chapkit/internal/tracing"
 	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/problem"
 )
@@ -64,7 +67,9 @@ type Scheduler struct {
 	log      *slog.Logger
 	handlers map[string]Handler
 	kinds    []string // the handlers' kinds, sorted; set by Start
-	node     Node     // this node; ID is set by New
+	// tracer starts the execution spans; nil when tracing is off.
+	tracer trace.Tracer
+	node   Node // this node; ID is set by New
 
 	mu        sync.Mutex
 	st        state
@@ -113,7 +118,12 @@ type Scheduler struct {
 // checked by Start.
 func New(db *gorm.DB, cfg Config) *Scheduler {
 	cfg = cfg.withDefaults()
+	var tracer trace.Tracer
+	if cfg.TracerProvider != nil {
+		tracer = cfg.TracerProvider.Tracer(tracing.Scope)
+	}
 	return &Scheduler{
+		tracer:     tracer,
 		db:         db,
 		cfg:        cfg,
 		log:        cfg.Logger,
@@ -335,6 +345,14 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 
 	trigger := TriggerAPI
 	j := &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: wire.Now(), Attempt: 1, Trigger: &trigger}
+	if id := reqid.From(ctx); id != "" {
+		j.RequestID = &id
+	}
+	if s.tracer != nil {
+		if tp := tracing.TraceParent(ctx); tp != "" {
+			j.TraceParent = &tp
+		}
+	}
 	err = s.write(&writeOp{kind: opInsert, job: j}).err
 
 	s.mu.Lock()
@@ -424,7 +442,12 @@ func (s *Scheduler) fill(ctx context.Context) {
 				again = append(again, j)
 				continue
 			}
-			jctx, cancel := context.WithCancelCause(s.runCtx)
+			// The job's log lines name the request that submitted it.
+			base := s.runCtx
+			if j.RequestID != nil {
+				base = reqid.With(base, *j.RequestID)
+			}
+			jctx, cancel := context.WithCancelCause(base)
 			e := &runEntry{job: j, ctx: jctx, cancel: cancel, done: make(chan struct{})}
 			s.running[j.ID] = e
 			s.wg.Add(1)
@@ -499,7 +522,7 @@ func (s *Scheduler) work(e *runEntry) {
 		s.releaseLocked(e)
 		if e.abandoned {
 			delete(s.abandoned, e.job.ID)
-			s.log.Warn("abandoned call returned", "job_id", e.job.ID, "kind", e.job.Kind)
+			s.log.WarnContext(e.ctx, "abandoned call returned", "job_id", e.job.ID, "kind", e.job.Kind)
 		}
 		close(e.done)
 		s.mu.Unlock()
@@ -508,15 +531,23 @@ func (s *Scheduler) work(e *runEntry) {
 		return // cancelled before it started: the canceller stored the outcome
 	}
 	j := e.job.clone()
-	s.log.Debug("job started", "job_id", j.ID, "kind", j.Kind)
-	result, err, stack := s.call(e, j)
+	ctx, span := s.startSpan(e.ctx, j)
+	s.log.DebugContext(ctx, "job started", "job_id", j.ID, "kind", j.Kind)
+	result, err, stack := s.call(ctx, e, j)
 	switch {
 	case e.ctx.Err() != nil && isOurCause(context.Cause(e.ctx)):
 		// Cancel, Delete, Stop or a rescue stored the outcome already.
+		err = context.Cause(e.ctx)
 	case err != nil:
-		s.fail(j, StatusRunning, err, stack)
+		s.fail(ctx, j, StatusRunning, err, stack)
 	default:
-		s.complete(j, result)
+		s.complete(ctx, j, result)
+	}
+	if span != nil {
+		if err != nil {
+			tracing.Fail(span, err)
+		}
+		span.End()
 	}
 	if e.detached != nil {
 		s.linger(e, e.detached)
@@ -589,7 +620,7 @@ func (s *Scheduler) abandon(e *runEntry) {
 	e.abandoned = true
 	s.abandoned[e.job.ID] = e
 	s.abandonedTotal.Add(1)
-	s.log.Warn("call ignored its cancellation; slot released and call abandoned",
+	s.log.WarnContext(e.ctx, "call ignored its cancellation; slot released and call abandoned",
 		"job_id", e.job.ID, "kind", e.job.Kind, "after", s.cfg.AbandonAfter)
 }
 
@@ -599,19 +630,19 @@ func isOurCause(err error) bool {
 
 // call runs the handler, turning a panic into an error with the stack of
 // the panicking code.
-func (s *Scheduler) call(e *runEntry, j *Job) (result any, err error, stack []byte) {
+func (s *Scheduler) call(ctx context.Context, e *runEntry, j *Job) (result any, err error, stack []byte) {
 	defer func() {
 		if r := recover(); r != nil {
 			stack = debug.Stack()
 			err = &panicError{value: r}
-			s.log.Error("job handler panicked", "job_id", j.ID, "kind", j.Kind, "panic", r, "stack", string(stack))
+			s.log.ErrorContext(ctx, "job handler panicked", "job_id", j.ID, "kind", j.Kind, "panic", r, "stack", string(stack))
 		}
 	}()
 	h := s.handlers[j.Kind]
 	if h == nil {
 		return nil, fmt.Errorf("no handler for job kind %q", j.Kind), nil
 	}
-	result, err = h(e.ctx, &Run{Job: j.clone(), s: s, e: e})
+	result, err = h(ctx, &Run{Job: j.clone(), s: s, e: e})
 	return result, err, nil
 }
 
@@ -622,7 +653,7 @@ func (p *panicError) ErrorType() string { return "panic" }
 
 // complete stores the result and the completion in one transaction (a
 // batch of the writer's).
-func (s *Scheduler) complete(j *Job, result any) {
+func (s *Scheduler) complete(ctx context.Context, j *Job, result any) {
 	finished := wire.Now()
 	res := s.write(&writeOp{kind: opComplete, job: j, at: finished, result: result})
 	// A busy or briefly unreachable database must not turn a job that
@@ -641,14 +672,14 @@ func (s *Scheduler) complete(j *Job, result any) {
 	case errors.Is(res.err, errWriterStopped):
 		return // stopped meanwhile: Stop recorded the job as interrupted
 	case res.err != nil:
-		s.fail(j, StatusRunning, fmt.Errorf("store result: %w", res.err), nil)
+		s.fail(ctx, j, StatusRunning, fmt.Errorf("store result: %w", res.err), nil)
 		return
 	case !res.applied:
 		return // cancelled, deleted or rescued while finishing: nothing stored
 	}
 	j.Status, j.FinishedAt, j.ArtifactID = StatusCompleted, &finished, res.artifactID
 	s.changed(j.clone(), StatusRunning)
-	s.log.Info("job completed", "job_id", j.ID, "kind", j.Kind, "duration_ms", finished.Sub(*j.StartedAt).Milliseconds())
+	s.log.InfoContext(ctx, "job completed", "job_id", j.ID, "kind", j.Kind, "duration_ms", finished.Sub(*j.StartedAt).Milliseconds())
 }
 
 // errorType names an error for the job record: the type the error declares
@@ -667,7 +698,7 @@ func errorType(err error) string {
 // fail stores a failed outcome: error = "<Type>: <message>", and the
 // traceback of the failing code where there is one (a panic's stack),
 // otherwise the error line alone.
-func (s *Scheduler) fail(j *Job, from Status, cause error, stack []byte) {
+func (s *Scheduler) fail(ctx context.Context, j *Job, from Status, cause error, stack []byte) {
 	finished := wire.Now()
 	line := errorType(cause) + ": " + cause.Error()
 	trace := line
@@ -676,7 +707,7 @@ func (s *Scheduler) fail(j *Job, from Status, cause error, stack []byte) {
 	}
 	applied, err := s.update(s.runCtx, j.ID, j.Attempt, from, map[string]any{"status": StatusFailed, "finished_at": finished, "error": line, "error_traceback": trace})
 	if err != nil {
-		s.log.Error("store job failure", "job_id", j.ID, "error", err, "job_error", line)
+		s.log.ErrorContext(ctx, "store job failure", "job_id", j.ID, "error", err, "job_error", line)
 		return
 	}
 	if !applied {
@@ -684,7 +715,7 @@ func (s *Scheduler) fail(j *Job, from Status, cause error, stack []byte) {
 	}
 	j.Status, j.FinishedAt, j.Error, j.ErrorTraceback = StatusFailed, &finished, &line, &trace
 	s.changed(j.clone(), from)
-	s.log.Info("job failed", "job_id", j.ID, "kind", j.Kind, "error", line)
+	s.log.InfoContext(ctx, "job failed", "job_id", j.ID, "kind", j.Kind, "error", line)
 }
 
 // update applies values to job id if it is still the same attempt in

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"time"
 
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/internal/jsonsafe"
 	"github.com/chapkit-go/chapkit/internal/livelog"
 	"github.com/chapkit-go/chapkit/internal/shell"
+	"github.com/chapkit-go/chapkit/internal/tracing"
 	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
@@ -107,11 +109,15 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	failed := false
 	if args.TaskType == TypePython {
 		var res *FunctionResult
-		res, err = m.runFunction(ctx, run, t, timeout)
+		cctx, span := tracing.StartChild(ctx, "function "+t.Command, tracing.TaskIDKey.String(t.ID), tracing.FunctionKey.String(t.Command))
+		res, err = m.runFunction(cctx, run, t, timeout)
+		endFunctionSpan(span, res, err)
 		data, failed = res, res != nil && res.Error != nil
 	} else {
 		var res *ShellResult
-		res, err = m.runShell(ctx, run, t, timeout)
+		cctx, span := tracing.StartChild(ctx, "shell", tracing.TaskIDKey.String(t.ID))
+		res, err = m.runShell(cctx, run, t, timeout)
+		endShellSpan(span, res, err)
 		data, failed = res, res != nil && t.Options.retriesExitCode(res.ExitCode)
 	}
 	if err != nil {
@@ -141,6 +147,11 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 		JobID:      run.Job.ID,
 		Credential: m.cfg.Credential,
 	}
+	if tp := tracing.TraceParent(ctx); tp != "" {
+		// The command may continue the trace: OpenTelemetry SDKs read
+		// TRACEPARENT from the environment. Later entries win.
+		opts.Env = append(opts.Env, "TRACEPARENT="+tp)
+	}
 	var feed *livelog.Feed
 	if m.cfg.Live != nil {
 		feed = m.cfg.Live.Open(run.Job.ID)
@@ -162,7 +173,7 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 		}
 		// The job's error is shown to clients: give the cause (such as
 		// "operation not permitted") without the Go call chain.
-		m.log.Error("shell task failed to run", "task_id", t.ID, "job_id", run.Job.ID, "error", err)
+		m.log.ErrorContext(ctx, "shell task failed to run", "task_id", t.ID, "job_id", run.Job.ID, "error", err)
 		if res.PGID == 0 {
 			return nil, registry.NewError("OSError", "Shell command could not be started: "+rootCause(err).Error())
 		}
@@ -262,6 +273,40 @@ func (m *Manager) runFunction(ctx context.Context, run *job.Run, t *Task, timeou
 		}
 	}
 	return out, nil
+}
+
+// endShellSpan ends the span of a shell command with its exit code and
+// timed_out flag; a command that could not run, ran into its timeout or
+// exited non-zero leaves the span with status Error.
+func endShellSpan(span *tracing.Span, res *ShellResult, err error) {
+	if span == nil {
+		return
+	}
+	if res == nil {
+		span.End(err)
+		return
+	}
+	switch {
+	case res.TimedOut:
+		err = fmt.Errorf("timed out (exit code %d)", res.ExitCode)
+	case res.ExitCode != 0:
+		err = fmt.Errorf("exit code %d", res.ExitCode)
+	}
+	span.End(err, semconv.ProcessExitCode(res.ExitCode), tracing.TimedOutKey.Bool(res.TimedOut))
+}
+
+// endFunctionSpan ends the span of a function call; a call that returned
+// an error (or timed out) leaves it with status Error and the error's type
+// in error.type.
+func endFunctionSpan(span *tracing.Span, res *FunctionResult, err error) {
+	if span == nil {
+		return
+	}
+	if res == nil || res.Error == nil {
+		span.End(err)
+		return
+	}
+	span.End(fmt.Errorf("%s: %s", res.Error.Type, res.Error.Message), semconv.ErrorTypeKey.String(res.Error.Type))
 }
 
 // maxResultDepth is the deepest nesting of arrays and objects a function

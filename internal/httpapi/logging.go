@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/chapkit-go/chapkit/internal/reqid"
 	"github.com/chapkit-go/chapkit/internal/wire"
 )
 
@@ -16,13 +17,11 @@ import (
 // otherwise.
 const RequestIDHeader = "X-Request-ID"
 
-type requestIDKey struct{}
-
 // RequestID returns the id of the request of ctx, as sent in X-Request-ID,
-// or "" when request logging is off.
+// or "" when request logging is off. Inside a job's execution it is the id
+// of the request that submitted the job.
 func RequestID(ctx context.Context) string {
-	s, _ := ctx.Value(requestIDKey{}).(string)
-	return s
+	return reqid.From(ctx)
 }
 
 // logRequests is the request-logging middleware. It handles the error of
@@ -36,7 +35,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			id = wire.NewID()
 		}
 		c.Response().Header().Set(RequestIDHeader, id)
-		ctx := context.WithValue(req.Context(), requestIDKey{}, id)
+		ctx := reqid.With(req.Context(), id)
 		c.SetRequest(req.WithContext(ctx))
 		start := time.Now()
 		s.log.LogAttrs(ctx, slog.LevelInfo, "http.request.start",

@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 
 	"github.com/chapkit-go/chapkit/artifact"
@@ -58,6 +59,8 @@ type Deps struct {
 	Docs       bool
 	// Console mounts the web console; nil means none.
 	Console *Console
+	// TracerProvider, when set, traces every request (docs/tracing.md).
+	TracerProvider trace.TracerProvider
 }
 
 // Resource is the prefix and permissions of a CRUD resource.
@@ -158,10 +161,14 @@ func (s *Server) newEcho() *echo.Echo {
 }
 
 // installMiddleware adds the operational middleware to e, before routes.
-// The order, outermost first: metrics (so 401s are measured too), auth
+// The order, outermost first: tracing (so every request has a span, and
+// the others run inside it), metrics (so 401s are measured too), auth
 // (before routing, so unknown paths get 401, and around request logging,
 // so a 401 carries no X-Request-ID), request logging.
 func (s *Server) installMiddleware(e *echo.Echo) {
+	if s.d.TracerProvider != nil {
+		e.Pre(s.traceRequests(s.d.TracerProvider))
+	}
 	if s.metrics != nil {
 		e.Pre(s.metrics.measure)
 		e.Use(s.metrics.countActive)

@@ -47,6 +47,23 @@ func models(ctx context.Context, tx *gorm.DB) error {
 // express (data changes, renames), in order, each applied once.
 var Migrations = []Migration{
 	{1, "jobs left running by the single-node schema are rescued at start-up (no data change)", func(context.Context, *gorm.DB) error { return nil }},
+	{2, "jobs record the id and trace context of the request that submitted them", addJobRequestColumns},
+}
+
+// addJobRequestColumns makes sure the jobs table has request_id and
+// trace_parent (nullable text, so rows of earlier releases read as "no
+// request"). The models step has normally added them already.
+func addJobRequestColumns(ctx context.Context, tx *gorm.DB) error {
+	m := tx.WithContext(ctx).Migrator()
+	for _, field := range []string{"RequestID", "TraceParent"} {
+		if m.HasColumn(&job.Job{}, field) {
+			continue
+		}
+		if err := m.AddColumn(&job.Job{}, field); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lockKey is the PostgreSQL advisory lock of migrations ("chapkit" in
