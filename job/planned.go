@@ -120,7 +120,10 @@ func NewRetry(j *Job, runAt time.Time) *Job {
 	trigger := TriggerRetry
 	at := runAt.UTC()
 	return &Job{ID: wire.NewID(), Kind: j.Kind, Args: j.Args, Status: StatusScheduled, SubmittedAt: wire.Now(),
-		Attempt: j.Attempt + 1, RunAt: &at, Trigger: &trigger, RetryOf: &first}
+		Attempt: j.Attempt + 1, RunAt: &at, Trigger: &trigger, RetryOf: &first,
+		// A retry belongs to the request that submitted the first
+		// attempt: its log lines and its trace say so.
+		RequestID: j.RequestID, TraceParent: j.TraceParent}
 }
 
 // InsertRetry stores a job made by NewRetry inside tx, the transaction

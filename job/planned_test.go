@@ -284,3 +284,23 @@ func TestPlanFailureLeavesNoMark(t *testing.T) {
 		t.Fatalf("%d waiting rows for the tick, want 1", n)
 	}
 }
+
+// TestNewRetryKeepsTheRequest: a retry carries the request id and trace
+// context of the attempt it repeats, so its log lines and its execution
+// span still name the request that submitted the first attempt.
+func TestNewRetryKeepsTheRequest(t *testing.T) {
+	rid, tp := "01JREQUEST", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	first := &Job{ID: "01JFIRST", Kind: "count", Attempt: 1, RequestID: &rid, TraceParent: &tp}
+	retry := NewRetry(first, time.Now())
+	second := NewRetry(retry, time.Now())
+	type carried struct {
+		RequestID, TraceParent *string
+		RetryOf                string
+		Attempt                int
+	}
+	got := []carried{{retry.RequestID, retry.TraceParent, *retry.RetryOf, retry.Attempt}, {second.RequestID, second.TraceParent, *second.RetryOf, second.Attempt}}
+	want := []carried{{&rid, &tp, "01JFIRST", 2}, {&rid, &tp, "01JFIRST", 3}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("retries (-want +got):\n%s", diff)
+	}
+}
