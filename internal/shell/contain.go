@@ -73,6 +73,7 @@ func detect() {
 		}
 		if err == nil {
 			contain.mech = MechanismCgroup2
+			removeStaleIdle(parent)
 			return
 		}
 		contain.mech, contain.reason = MechanismSubreaper, err.Error()
@@ -390,6 +391,9 @@ func KillLeftovers(jobID string, pgid int) error {
 	if contain.parent != "" {
 		dir := filepath.Join(contain.parent, cgroupName(jobID))
 		if _, err := os.Stat(dir); err == nil {
+			errs = append(errs, killCgroup(dir))
+		}
+		for _, dir := range pooledCgroupsOf(contain.parent, jobID) {
 			errs = append(errs, killCgroup(dir))
 		}
 	}
