@@ -73,11 +73,11 @@ func start(command string, opts Options) (*job, error) {
 		attr.UseCgroupFD, attr.CgroupFD = true, cg.fd
 	}
 
-	outR, outW, err := os.Pipe()
+	outR, outW, err := outputPipe()
 	if err != nil {
 		return nil, fmt.Errorf("shell: stdout pipe: %w", err)
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := outputPipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
@@ -127,6 +127,25 @@ func start(command string, opts Options) (*job, error) {
 	j.readers.Go(func() { j.stdout.drain(outR, obsOut) })
 	j.readers.Go(func() { j.stderr.drain(errR, obsErr) })
 	return j, nil
+}
+
+// outputPipe returns a pipe for one output stream. Only the read end, which
+// the service reads with deadlines, is non-blocking and registered with
+// the runtime's poller; the write end goes to the child as a plain
+// blocking descriptor, which saves registering it only to close it at
+// once. Both are close-on-exec from the start, so no lock against a
+// concurrent fork is needed.
+func outputPipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, err
+	}
+	if err := unix.SetNonblock(p[0], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }
 
 // waitExit closes j.exited when the shell has exited, without reaping it.
@@ -220,7 +239,7 @@ func (j *job) finish() (Result, error) {
 
 	deadline := time.Now().Add(drainGrace)
 	for _, r := range j.pipes {
-		_ = r.SetReadDeadline(deadline) // pipes from os.Pipe are pollable, so this cannot fail
+		_ = r.SetReadDeadline(deadline) // the read ends are pollable, so this cannot fail
 	}
 	j.readers.Wait()
 	for _, r := range j.pipes {
