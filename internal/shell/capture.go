@@ -3,10 +3,15 @@ package shell
 import (
 	"fmt"
 	"io"
+	"sync"
 )
 
 // readChunk is the size of each read from an output pipe.
 const readChunk = 32 << 10
+
+// chunks holds read buffers, so a job costs no 64 KiB of fresh, zeroed
+// memory for the reads of its two streams.
+var chunks = sync.Pool{New: func() any { return new([readChunk]byte) }}
 
 // capture keeps at most max bytes of a stream: the first half (the head)
 // and the most recent rest (the tail, in a ring buffer), and counts what
@@ -39,7 +44,9 @@ func (c *capture) tailMax() int { return int(c.max) - c.headMax() }
 // full pipe would otherwise never exit.
 // observe, if not nil, sees each chunk as it is read.
 func (c *capture) drain(r io.Reader, observe func([]byte)) {
-	chunk := make([]byte, readChunk)
+	buf := chunks.Get().(*[readChunk]byte)
+	defer chunks.Put(buf)
+	chunk := buf[:]
 	for {
 		n, err := r.Read(chunk)
 		if n > 0 && observe != nil {

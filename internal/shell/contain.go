@@ -73,6 +73,7 @@ func detect() {
 		}
 		if err == nil {
 			contain.mech = MechanismCgroup2
+			removeStaleIdle(parent)
 			return
 		}
 		contain.mech, contain.reason = MechanismSubreaper, err.Error()
@@ -375,7 +376,8 @@ func procState(pid int) (ppid int, zombie, exists bool) {
 
 // KillLeftovers kills everything the job jobID started, for use after the
 // process that ran it is gone (a restart after a crash): the job's cgroup
-// under this process's cgroup v2, if it exists; every process whose
+// under this process's cgroup v2 (job-<id>, or a pooled cgroup tagged with
+// jobID), if it exists; every process whose
 // environment carries MarkerEnv=jobID; and the process group pgid, but
 // only when one of its members carries that marker, because after a crash
 // the group number may already belong to an unrelated process. pgid <= 1
@@ -390,6 +392,9 @@ func KillLeftovers(jobID string, pgid int) error {
 	if contain.parent != "" {
 		dir := filepath.Join(contain.parent, cgroupName(jobID))
 		if _, err := os.Stat(dir); err == nil {
+			errs = append(errs, killCgroup(dir))
+		}
+		for _, dir := range pooledCgroupsOf(contain.parent, jobID) {
 			errs = append(errs, killCgroup(dir))
 		}
 	}

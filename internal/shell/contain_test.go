@@ -94,6 +94,11 @@ func assertNothingLeft(t *testing.T, jobID string, pid int) {
 		if _, err := os.Stat(filepath.Join(contain.parent, cgroupName(jobID))); err == nil {
 			t.Errorf("cgroup of job %s still exists", jobID)
 		}
+		for _, dir := range pooledCgroupsOf(contain.parent, jobID) {
+			if procs, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs")); len(procs) > 0 {
+				t.Errorf("pooled cgroup %s of job %s still holds processes %q", dir, jobID, procs)
+			}
+		}
 	}
 }
 
@@ -182,14 +187,29 @@ func TestMechanismIsKnown(t *testing.T) {
 // kills that process with SIGKILL while the job and an escaped descendant
 // run, and then cleans up from this process knowing only the job ID and
 // the process group, as a restart after a crash does.
+//
+// Under cgroup2 it also runs a job whose escaped process dropped its
+// environment, which only the job's (pooled) cgroup can find.
 func TestKillLeftoversAfterCrash(t *testing.T) {
-	for _, mech := range []string{MechanismCgroup2, MechanismSubreaper} {
-		t.Run(mech, func(t *testing.T) {
+	type crashCase struct {
+		mech     string
+		clearEnv bool
+	}
+	for _, c := range []crashCase{{MechanismCgroup2, false}, {MechanismCgroup2, true}, {MechanismSubreaper, false}} {
+		name := c.mech
+		if c.clearEnv {
+			name += "/env cleared"
+		}
+		t.Run(name, func(t *testing.T) {
+			mech := c.mech
 			useMechanism(t, mech)
 			dir := t.TempDir()
 			id := fmt.Sprintf("crash-%s-%d", mech, time.Now().UnixNano())
 			helper := exec.Command(os.Args[0], "-test.run=^$")
 			helper.Env = append(os.Environ(), helperEnv+"="+mech, "HELPER_JOB_ID="+id, "HELPER_DIR="+dir)
+			if c.clearEnv {
+				helper.Env = append(helper.Env, "HELPER_CLEAR_ENV=1")
+			}
 			if err := helper.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -228,7 +248,12 @@ func runHelper(mech string) {
 		_ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 	}
 	dir := os.Getenv("HELPER_DIR")
-	_, _ = Run(context.Background(), `setsid sh -c 'echo $$ > escaped; exec sleep 7171' & sleep 7171`, Options{
+	escape := `setsid sh -c 'echo $$ > escaped; exec sleep 7171' & sleep 7171`
+	if os.Getenv("HELPER_CLEAR_ENV") != "" {
+		// Without its marker, only the job's cgroup can find the process.
+		escape = `setsid env -i sh -c 'echo $$ > escaped; exec sleep 7171' & sleep 7171`
+	}
+	_, _ = Run(context.Background(), escape, Options{
 		Dir:   dir,
 		JobID: os.Getenv("HELPER_JOB_ID"),
 		OnStart: func(pgid int) error {
@@ -264,6 +289,83 @@ func TestCgroupName(t *testing.T) {
 	} {
 		if got := cgroupName(id); got != want {
 			t.Errorf("cgroupName(%q) = %q, want %q", id, got, want)
+		}
+	}
+}
+
+// idleCgroups returns the directories of the pool's idle cgroups.
+func idleCgroups() []string {
+	cgPool.mu.Lock()
+	defer cgPool.mu.Unlock()
+	var out []string
+	for _, cg := range cgPool.idle {
+		out = append(out, cg.dir)
+	}
+	return out
+}
+
+// TestCgroupReuse checks that a job that leaves nothing behind gives its
+// cgroup to the next job, tagged with that job's ID, and that each job's
+// CPU time is its own; and that a cgroup that had to be killed is removed
+// rather than reused.
+func TestCgroupReuse(t *testing.T) {
+	useMechanism(t, MechanismCgroup2)
+	if _, err := Run(t.Context(), "true", Options{JobID: "reuse-warm"}); err != nil {
+		t.Fatal(err)
+	}
+	if noXattr.Load() {
+		t.Skip("no extended attributes on cgroups here: every job gets a new cgroup")
+	}
+	idle := idleCgroups()
+	if len(idle) == 0 {
+		t.Fatal("no idle cgroup after a job that left nothing behind")
+	}
+
+	// A job that burns CPU, then one that does not, in the same cgroup.
+	var tagged []string
+	busy, err := Run(t.Context(), `i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done`, Options{JobID: "reuse-busy", OnStart: func(int) error {
+		tagged = pooledCgroupsOf(contain.parent, "reuse-busy")
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tagged) != 1 || tagged[0] != idle[len(idle)-1] {
+		t.Errorf("cgroups tagged with the busy job = %v, want the idle one %s", tagged, idle[len(idle)-1])
+	}
+	quiet, err := Run(t.Context(), "true", Options{JobID: "reuse-quiet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busyCPU := busy.Usage.CPUUser + busy.Usage.CPUSystem
+	quietCPU := quiet.Usage.CPUUser + quiet.Usage.CPUSystem
+	if !busy.Usage.FromCgroup || !quiet.Usage.FromCgroup {
+		t.Errorf("FromCgroup = %t, %t; want true, true", busy.Usage.FromCgroup, quiet.Usage.FromCgroup)
+	}
+	if busyCPU < 20*time.Millisecond || quietCPU >= busyCPU/2 {
+		t.Errorf("CPU busy = %v, quiet = %v; want the busy job's own time (>= 20ms) and the quiet job's well below it", busyCPU, quietCPU)
+	}
+
+	// A job whose leftover must be killed: its cgroup goes away.
+	var dirs []string
+	dir := t.TempDir()
+	_, err = Run(t.Context(), `setsid sh -c 'echo $$ > escaped; exec sleep 7171' &`+waitEscaped, Options{Dir: dir, JobID: "reuse-killed", OnStart: func(int) error {
+		dirs = pooledCgroupsOf(contain.parent, "reuse-killed")
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertNothingLeft(t, "reuse-killed", readPID(t, dir))
+	if len(dirs) != 1 {
+		t.Fatalf("cgroups tagged with the killed job = %v, want one", dirs)
+	}
+	if _, err := os.Stat(dirs[0]); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("killed job's cgroup %s: stat error %v, want it removed", dirs[0], err)
+	}
+	for _, d := range idleCgroups() {
+		if d == dirs[0] {
+			t.Errorf("killed job's cgroup %s is idle in the pool", d)
 		}
 	}
 }

@@ -32,10 +32,10 @@ const drainGrace = 2 * time.Second
 // with waitid(WNOWAIT), and bounds the drain with read deadlines, which is
 // what WaitDelay would do.
 type job struct {
-	cmd   *exec.Cmd
-	pgid  int
-	id    string // job ID, the value of MarkerEnv
-	cgDir string // the job's cgroup, or "" under the subreaper
+	cmd  *exec.Cmd
+	pgid int
+	id   string     // job ID, the value of MarkerEnv
+	cg   *jobCgroup // the job's cgroup, or nil under the subreaper
 
 	started time.Time
 	ended   time.Time // when the shell exited; set before exited is closed
@@ -64,27 +64,20 @@ func start(command string, opts Options) (*job, error) {
 	env = withMarker(env, id)
 
 	attr := &syscall.SysProcAttr{Setpgid: true, Credential: opts.Credential}
-	var cgDir string
+	var cg *jobCgroup
 	if contain.mech == MechanismCgroup2 {
-		dir, err := makeCgroup(contain.parent, cgroupName(id))
-		if err != nil {
+		var err error
+		if cg, err = acquireCgroup(contain.parent, id); err != nil {
 			return nil, fmt.Errorf("shell: %w", err)
 		}
-		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			_ = removeCgroup(dir)
-			return nil, fmt.Errorf("shell: open cgroup: %w", err)
-		}
-		defer unix.Close(fd)
-		attr.UseCgroupFD, attr.CgroupFD = true, fd
-		cgDir = dir
+		attr.UseCgroupFD, attr.CgroupFD = true, cg.fd
 	}
 
-	outR, outW, err := os.Pipe()
+	outR, outW, err := outputPipe()
 	if err != nil {
 		return nil, fmt.Errorf("shell: stdout pipe: %w", err)
 	}
-	errR, errW, err := os.Pipe()
+	errR, errW, err := outputPipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
@@ -107,8 +100,9 @@ func start(command string, opts Options) (*job, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		if cgDir != "" {
-			_ = removeCgroup(cgDir)
+		if cg != nil {
+			// Nothing ran in it, so it may be reused.
+			_ = releaseCgroup(cg, false)
 		}
 		return nil, fmt.Errorf("shell: start: %w", err)
 	}
@@ -117,7 +111,7 @@ func start(command string, opts Options) (*job, error) {
 		cmd:     cmd,
 		pgid:    cmd.Process.Pid, // Setpgid with Pgid 0: the group is named after the shell
 		id:      id,
-		cgDir:   cgDir,
+		cg:      cg,
 		started: t0,
 		exited:  make(chan struct{}),
 		pipes:   [2]*os.File{outR, errR},
@@ -133,6 +127,25 @@ func start(command string, opts Options) (*job, error) {
 	j.readers.Go(func() { j.stdout.drain(outR, obsOut) })
 	j.readers.Go(func() { j.stderr.drain(errR, obsErr) })
 	return j, nil
+}
+
+// outputPipe returns a pipe for one output stream. Only the read end, which
+// the service reads with deadlines, is non-blocking and registered with
+// the runtime's poller; the write end goes to the child as a plain
+// blocking descriptor, which saves registering it only to close it at
+// once. Both are close-on-exec from the start, so no lock against a
+// concurrent fork is needed.
+func outputPipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		return nil, nil, err
+	}
+	if err := unix.SetNonblock(p[0], true); err != nil {
+		unix.Close(p[0])
+		unix.Close(p[1])
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }
 
 // waitExit closes j.exited when the shell has exited, without reaping it.
@@ -176,12 +189,18 @@ func (j *job) finish() (Result, error) {
 	// reap below frees the group ID for reuse.
 	j.kill()
 	// Then whatever left the group: everything in the job's cgroup, or
-	// every process carrying the job's marker.
+	// every process carrying the job's marker. The shell is an unreaped
+	// zombie here and not listed as alive in its cgroup, so for a job that
+	// left nothing behind the cgroup needs no kill and can be reused.
 	var containErr error
-	if j.cgDir == "" {
+	cgKilled := false
+	if j.cg == nil {
 		containErr = killMarked(j.id, j.pgid)
-	} else if err := os.WriteFile(j.cgDir+"/cgroup.kill", []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
-		containErr = fmt.Errorf("shell: kill cgroup: %w", err)
+	} else if j.cg.hasLiveProcess() {
+		cgKilled = true
+		if err := os.WriteFile(j.cg.dir+"/cgroup.kill", []byte("1"), 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			containErr = fmt.Errorf("shell: kill cgroup: %w", err)
+		}
 	}
 
 	var waitErr error
@@ -192,14 +211,16 @@ func (j *job) finish() (Result, error) {
 		}
 	}
 	var usage Usage
-	if j.cgDir != "" {
+	if j.cg != nil {
 		// The reap above lets the cgroup empty; its counters then cover
 		// every process the job ran, escaped or not.
-		if err := killCgroupKeep(j.cgDir); err != nil && containErr == nil {
-			containErr = fmt.Errorf("shell: %w", err)
+		if cgKilled {
+			if err := killCgroupKeep(j.cg.dir); err != nil && containErr == nil {
+				containErr = fmt.Errorf("shell: %w", err)
+			}
 		}
-		usage.CPUUser, usage.CPUSystem, usage.MaxRSS, usage.FromCgroup = cgroupUsage(j.cgDir)
-		if err := removeCgroup(j.cgDir); err != nil && containErr == nil {
+		usage.CPUUser, usage.CPUSystem, usage.MaxRSS, usage.FromCgroup = j.cg.usage()
+		if err := releaseCgroup(j.cg, cgKilled); err != nil && containErr == nil {
 			containErr = fmt.Errorf("shell: %w", err)
 		}
 	}
@@ -218,7 +239,7 @@ func (j *job) finish() (Result, error) {
 
 	deadline := time.Now().Add(drainGrace)
 	for _, r := range j.pipes {
-		_ = r.SetReadDeadline(deadline) // pipes from os.Pipe are pollable, so this cannot fail
+		_ = r.SetReadDeadline(deadline) // the read ends are pollable, so this cannot fail
 	}
 	j.readers.Wait()
 	for _, r := range j.pipes {
