@@ -39,7 +39,7 @@ func TestPlanOncePerTick(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, err := n.Plan(context.Background(), "count", nil, "series-1", at.Add(-time.Second), at); err != nil {
+				if _, err := n.Plan(context.Background(), "count", nil, "series-1", "@every 1s", at.Add(-time.Second), at); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -99,7 +99,7 @@ func TestPlanOncePerTick(t *testing.T) {
 	}
 	// A skipped row is removed and never promoted.
 	at := base.Add(time.Minute)
-	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", base, at); err != nil || !ok {
+	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", "@every 1s", base, at); err != nil || !ok {
 		t.Fatalf("plan: %v %v", ok, err)
 	}
 	due, err := nodes[1].Due(t.Context(), at, 10)
@@ -116,7 +116,7 @@ func TestPlanOncePerTick(t *testing.T) {
 		t.Errorf("Get of a skipped row: %v, want ErrNotFound", err)
 	}
 	// The unfiltered list never shows waiting rows.
-	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", at, base.Add(time.Hour)); err != nil || !ok {
+	if ok, err := nodes[1].Plan(t.Context(), "count", nil, "series-1", "@every 1s", at, base.Add(time.Hour)); err != nil || !ok {
 		t.Fatalf("plan: %v %v", ok, err)
 	}
 	all, err := nodes[0].List(t.Context(), "")
@@ -140,7 +140,7 @@ func TestPlanMark(t *testing.T) {
 	base := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
 	plan := func(series string, from, at time.Time) bool {
 		t.Helper()
-		ok, err := s.Plan(ctx, "count", nil, series, from, at)
+		ok, err := s.Plan(ctx, "count", nil, series, "@every 1s", from, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,13 +266,13 @@ func TestPlanFailureLeavesNoMark(t *testing.T) {
 	}
 	at := time.Now().UTC().Add(time.Hour).Truncate(time.Second)
 	ctx := context.Background()
-	if ok, err := s.Plan(ctx, "count", nil, "series-f", at.Add(-time.Second), at); err == nil || ok {
+	if ok, err := s.Plan(ctx, "count", nil, "series-f", "@every 1s", at.Add(-time.Second), at); err == nil || ok {
 		t.Fatalf("Plan with a failing insert = %v, %v; want an error", ok, err)
 	}
 	if m, err := s.PlannedThrough(ctx, "series-f"); err != nil || m != nil {
 		t.Fatalf("mark after a failed plan = %+v, %v; want none", m, err)
 	}
-	ok, err := s.Plan(ctx, "count", nil, "series-f", at.Add(-time.Second), at)
+	ok, err := s.Plan(ctx, "count", nil, "series-f", "@every 1s", at.Add(-time.Second), at)
 	if err != nil || !ok {
 		t.Fatalf("second Plan = %v, %v; want the tick stored", ok, err)
 	}
@@ -302,5 +302,134 @@ func TestNewRetryKeepsTheRequest(t *testing.T) {
 	want := []carried{{&rid, &tp, "01JFIRST", 2}, {&rid, &tp, "01JFIRST", 3}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Fatalf("retries (-want +got):\n%s", diff)
+	}
+}
+
+// TestPromoteIdleOnce: three nodes promote, all at once, the due rows of
+// six series that belong to one task; the check that no execution of the
+// task is active and the promotion are one step, so exactly one row is
+// promoted. Runs on both engines.
+func TestPromoteIdleOnce(t *testing.T) {
+	db := openDB(t)
+	release := make(chan struct{})
+	h := func(ctx context.Context, _ *Run) (any, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	}
+	cfg := Config{PollInterval: 20 * time.Millisecond}
+	nodes := []*Scheduler{startNode(t, db, cfg, h), startNode(t, db, cfg, h), startNode(t, db, cfg, h)}
+	defer close(release)
+	ctx := context.Background()
+	type args struct {
+		TaskID string `json:"task_id"`
+	}
+	at := time.Now().UTC().Add(-time.Second)
+	for i := range 6 {
+		series := "series-" + string(rune('a'+i))
+		if ok, err := nodes[0].Plan(ctx, "count", args{"T"}, series, "@every 1s", at.Add(-time.Second), at); err != nil || !ok {
+			t.Fatalf("Plan %s: %v %v", series, ok, err)
+		}
+	}
+	due, err := nodes[0].Due(ctx, time.Now(), 100)
+	if err != nil || len(due) != 6 {
+		t.Fatalf("Due: %v, %d rows", err, len(due))
+	}
+	var promoted atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, n := range nodes {
+		for i := range due {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ok, err := n.PromoteIdle(ctx, &due[i], "task_id", "T")
+				if err != nil {
+					t.Error(err)
+				}
+				if ok {
+					promoted.Add(1)
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	if got := promoted.Load(); got != 1 {
+		t.Fatalf("%d rows promoted, want 1", got)
+	}
+	// Another task is not held back by T's execution.
+	if ok, err := nodes[1].Plan(ctx, "count", args{"U"}, "series-u", "@every 1s", at.Add(-time.Second), at); err != nil || !ok {
+		t.Fatalf("Plan series-u: %v %v", ok, err)
+	}
+	var u Job
+	if err := db.Where("series = ?", "series-u").First(&u).Error; err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := nodes[2].PromoteIdle(ctx, &u, "task_id", "U"); err != nil || !ok {
+		t.Errorf("PromoteIdle of another task: %v %v", ok, err)
+	}
+	// A row held back stays scheduled; Defer moves it.
+	var held Job
+	if err := db.Where("status = ? AND series LIKE ?", StatusScheduled, "series-%").First(&held).Error; err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().UTC().Add(time.Hour).Truncate(time.Millisecond)
+	if ok, err := nodes[0].Defer(ctx, &held, later); err != nil || !ok {
+		t.Fatalf("Defer: %v %v", ok, err)
+	}
+	again, err := nodes[0].Get(ctx, held.ID)
+	if err != nil || !again.RunAt.Equal(later) {
+		t.Errorf("after Defer: %v %+v, want run_at %s", err, again, later)
+	}
+}
+
+// TestUpSince: the time since which nodes have run without a gap starts
+// at the earliest live node's start, reaches back through dead nodes
+// that overlap it, and not across a gap. Runs on both engines.
+func TestUpSince(t *testing.T) {
+	db := openDB(t)
+	s := startNode(t, db, Config{}, func(context.Context, *Run) (any, error) { return nil, nil })
+	ctx := t.Context()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ms := func(d time.Duration) int64 { return now.Add(d).UnixMilli() }
+	up := func() time.Time {
+		t.Helper()
+		v, err := s.UpSince(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	set := func(id string, started, beat time.Duration) {
+		t.Helper()
+		if err := db.Exec(`UPDATE chapkit_nodes SET started_ms = ?, heartbeat_ms = ? WHERE id = ?`, ms(started), ms(beat), id).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	dead := func(id string, started, beat time.Duration) {
+		t.Helper()
+		if err := db.Exec(`INSERT INTO chapkit_nodes (id, hostname, pid, started_ms, heartbeat_ms, rescue_after_ms) VALUES (?, 'elsewhere', 1, ?, ?, 15000)`,
+			id, ms(started), ms(beat)).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(s.NodeID(), -10*time.Second, 0)
+	if got := up(); !got.Equal(now.Add(-10 * time.Second)) {
+		t.Errorf("one live node: UpSince = %s, want its start %s", got, now.Add(-10*time.Second))
+	}
+	// A node that died before the live one started: a gap.
+	dead("gone", -time.Hour, -3*time.Minute)
+	if got := up(); !got.Equal(now.Add(-10 * time.Second)) {
+		t.Errorf("after a gap: UpSince = %s, want %s", got, now.Add(-10*time.Second))
+	}
+	// Nodes that overlap in a chain: the span reaches back to the first.
+	dead("b", -50*time.Second, -5*time.Second)
+	dead("a", -2*time.Minute, -40*time.Second)
+	if got := up(); !got.Equal(now.Add(-2 * time.Minute)) {
+		t.Errorf("chain of nodes: UpSince = %s, want %s", got, now.Add(-2*time.Minute))
 	}
 }

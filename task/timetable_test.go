@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/chapkit-go/chapkit/internal/testkit"
 	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/problem"
+	"github.com/chapkit-go/chapkit/registry"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -30,6 +32,12 @@ func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+func (c *fakeClock) Set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
 }
 
 func (c *fakeClock) Add(d time.Duration) {
@@ -139,6 +147,15 @@ func TestTaskOutOptions(t *testing.T) {
 	disabled, err := m.Patch(t.Context(), tk.ID, []byte(`{"schedule":"@hourly","enabled":false}`))
 	if err != nil || string(disabled.Out().NextRunAt) != "null" {
 		t.Fatalf("disabled task next_run_at: %v, %s", err, disabled.Out().NextRunAt)
+	}
+}
+
+// startedAt records that the test's node started at at (its row in
+// chapkit_nodes): the node came up after an outage that ended then.
+func startedAt(t *testing.T, b *testBundle, at time.Time) {
+	t.Helper()
+	if err := b.db.Exec("UPDATE chapkit_nodes SET started_ms = ? WHERE id = ?", at.UnixMilli(), b.sched.NodeID()).Error; err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -305,8 +322,9 @@ func TestTimetableCatchUp(t *testing.T) {
 			tk := mustCreate(t, b.mgr, body)
 			step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
 			waiting := scheduled(t, b)
-			// No node runs for an hour: 360 ticks are missed.
-			clock.Add(time.Hour)
+			// No node runs for half an hour: 180 ticks are missed.
+			clock.Add(30 * time.Minute)
+			startedAt(t, b, clock.Now().Add(-time.Second))
 			step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
 			want := map[job.Status]int{job.StatusScheduled: 1}
 			if catchUp {
@@ -489,20 +507,20 @@ func TestTimetableDeletedTick(t *testing.T) {
 	}
 }
 
-// TestTimetableStaleHorizon: how late a tick may run follows the
-// scheduler's rescue horizon. Ticks that fell due while leadership moved
-// (within the horizon) all run; after an outage past it, missed ticks
-// are not replayed.
-func TestTimetableStaleHorizon(t *testing.T) {
+// TestTimetableMissedTicks: a late tick runs when some node ran at its
+// time (the leader died and another took over, however long the
+// hand-over took compared to the rescue horizon), and is missed when no
+// node ran (a restart after an outage, even a short one).
+func TestTimetableMissedTicks(t *testing.T) {
 	t.Parallel()
-	t.Run("leader change within the horizon", func(t *testing.T) {
+	t.Run("leader change longer than the rescue horizon", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, setupOpts{rescueAfter: time.Minute})
+		b := setup(t, setupOpts{}) // 15 s horizon
 		clock := newClock()
 		tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 10s","schedule_overlap":"allow"}`)
 		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
-		// The leader dies before its first tick; its successor steps 45 s
-		// after that tick, within the 60 s horizon: 5 ticks fell due.
+		// The leader dies before its first tick; its successor, a node
+		// that ran all along, steps 45 s after that tick: 5 ticks fell due.
 		clock.Add(10*time.Second + 45*time.Second)
 		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
 		testkit.Eventually(t, 20*time.Second, "the five late ticks run", func() bool {
@@ -512,14 +530,16 @@ func TestTimetableStaleHorizon(t *testing.T) {
 			t.Errorf("jobs of the schedule (-want +got):\n%s", diff)
 		}
 	})
-	t.Run("outage past the horizon", func(t *testing.T) {
+	t.Run("restart after a short outage", func(t *testing.T) {
 		t.Parallel()
-		b := setup(t, setupOpts{}) // 15 s horizon: ticks may be 17 s late
+		b := setup(t, setupOpts{rescueAfter: 5 * time.Minute})
 		clock := newClock()
-		tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 40s"}`)
+		tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 1s","schedule_overlap":"allow"}`)
 		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
 		waiting := scheduled(t, b)
-		clock.Add(40*time.Second + 20*time.Second)
+		// The only node is down for 10 s, far within the rescue horizon.
+		clock.Add(10 * time.Second)
+		startedAt(t, b, clock.Now())
 		step(t, NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}))
 		gone(t, b, waiting)
 		next := scheduled(t, b)
@@ -528,6 +548,21 @@ func TestTimetableStaleHorizon(t *testing.T) {
 		}
 		if diff := cmp.Diff(map[job.Status]int{job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
 			t.Errorf("a missed tick ran (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("stall past the cap", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		clock := newClock()
+		tk := mustCreate(t, b.mgr, `{"command":"echo tick","schedule":"@every 10s","schedule_overlap":"allow"}`)
+		cfg := TimetableConfig{Now: clock.Now, StaleAfter: 30 * time.Second}
+		step(t, NewTimetable(b.mgr, b.sched, cfg))
+		waiting := scheduled(t, b)
+		clock.Add(10*time.Second + 45*time.Second)
+		step(t, NewTimetable(b.mgr, b.sched, cfg))
+		gone(t, b, waiting)
+		if diff := cmp.Diff(map[job.Status]int{job.StatusScheduled: 1}, seriesJobs(t, b, tk.ID)); diff != "" {
+			t.Errorf("ticks older than the cap ran (-want +got):\n%s", diff)
 		}
 	})
 }
@@ -608,4 +643,216 @@ func TestTimetableReenabled(t *testing.T) {
 	if j := finishedTick(t, b, next); j.Status != job.StatusCompleted {
 		t.Errorf("first tick after enabling = %s", j.Status)
 	}
+}
+
+// patchAt patches a task and dates the change at the fake clock's now,
+// the clock the timetable judges by.
+func patchAt(t *testing.T, b *testBundle, clock *fakeClock, id, body string) {
+	t.Helper()
+	if _, err := b.mgr.Patch(t.Context(), id, []byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.db.Model(&Task{}).Where("id = ?", id).Update("updated_at", clock.Now()).Error; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTimetableChangesOtherThanSchedule: changing a task's command more
+// often than its @every interval neither moves nor drops its ticks; only
+// a change of expression or time zone moves the waiting tick.
+func TestTimetableChangesOtherThanSchedule(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	clock := newClock()
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	tk := mustCreate(t, b.mgr, `{"command":"echo a","schedule":"@every 10s"}`)
+	step(t, tt)
+	for i := range 3 {
+		waiting := scheduled(t, b)
+		clock.Add(6 * time.Second)
+		patchAt(t, b, clock, tk.ID, `{"command":"echo b`+string(rune('0'+i))+`"}`)
+		step(t, tt)
+		if again := scheduled(t, b); len(again) != 1 || again[0].ID != waiting[0].ID {
+			t.Fatalf("round %d: a command change moved the waiting tick: %+v, was %+v", i, again, waiting)
+		}
+		clock.Add(4 * time.Second)
+		step(t, tt)
+		if j := finishedTick(t, b, waiting); j.Status != job.StatusCompleted {
+			t.Fatalf("round %d: tick = %s", i, j.Status)
+		}
+	}
+	// A new time zone moves the waiting tick of a cron schedule.
+	cron := mustCreate(t, b.mgr, `{"command":"echo c","schedule":"0 3 * * *"}`)
+	step(t, tt)
+	before := seriesRows(t, b, cron.ID)
+	patchAt(t, b, clock, cron.ID, `{"schedule_timezone":"America/New_York"}`)
+	step(t, tt)
+	after := seriesRows(t, b, cron.ID)
+	sch, err := ParseSchedule("0 3 * * *", "America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 1 || len(after) != 1 || after[0].ID == before[0].ID || !after[0].RunAt.Equal(sch.Next(clock.Now())) {
+		t.Fatalf("after the zone change: %+v (before %+v), want one tick at %s", after, before, sch.Next(clock.Now()))
+	}
+	// A new expression moves it too; changing it back moves it back.
+	patchAt(t, b, clock, cron.ID, `{"schedule":"30 4 * * *"}`)
+	step(t, tt)
+	sch, _ = ParseSchedule("30 4 * * *", "America/New_York")
+	if rows := seriesRows(t, b, cron.ID); len(rows) != 1 || !rows[0].RunAt.Equal(sch.Next(clock.Now())) {
+		t.Fatalf("after the expression change: %+v, want one tick at %s", rows, sch.Next(clock.Now()))
+	}
+}
+
+// seriesRows returns the waiting ticks of a task's schedule.
+func seriesRows(t *testing.T, b *testBundle, taskID string) []job.Job {
+	t.Helper()
+	var rows []job.Job
+	if err := b.db.Where("series = ? AND status = ?", taskID, job.StatusScheduled).Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// TestTimetableTwoTimetablesWhileChanging: two timetables step over one
+// database at the same moments while one task's schedule changes and
+// another is disabled; every tick runs once, and the disabled task stops.
+func TestTimetableTwoTimetablesWhileChanging(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	clock := newClock()
+	tts := []*Timetable{NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now}), NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})}
+	steady := mustCreate(t, b.mgr, `{"command":"echo s","schedule":"@every 10s","schedule_overlap":"allow"}`)
+	changed := mustCreate(t, b.mgr, `{"command":"echo c","schedule":"@every 10s","schedule_overlap":"allow"}`)
+	stopped := mustCreate(t, b.mgr, `{"command":"echo d","schedule":"@every 10s","schedule_overlap":"allow"}`)
+	both := func() {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, len(tts))
+		for _, tt := range tts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- tt.Step(context.Background())
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	both()
+	for i := range 6 {
+		clock.Add(10 * time.Second)
+		switch i {
+		case 2:
+			patchAt(t, b, clock, changed.ID, `{"schedule":"@every 20s"}`)
+			patchAt(t, b, clock, stopped.ID, `{"enabled":false}`)
+		case 3:
+			patchAt(t, b, clock, steady.ID, `{"command":"echo s2"}`)
+		}
+		both()
+	}
+	want := map[string]int{steady.ID: 6, changed.ID: 2 + 2, stopped.ID: 2}
+	testkit.Eventually(t, 20*time.Second, "the ticks run", func() bool {
+		for id, n := range want {
+			if seriesJobs(t, b, id)[job.StatusCompleted] != n {
+				return false
+			}
+		}
+		return true
+	})
+	for id, n := range want {
+		var rows []job.Job
+		if err := b.db.Where("series = ? AND status <> ?", id, job.StatusScheduled).Find(&rows).Error; err != nil {
+			t.Fatal(err)
+		}
+		ticks := map[time.Time]int{}
+		for _, r := range rows {
+			ticks[r.RunAt.UTC()]++
+		}
+		if len(rows) != n || len(ticks) != n {
+			t.Errorf("task %s: %d executions at %d tick times, want %d once each", id, len(rows), len(ticks), n)
+		}
+	}
+	if rows := seriesRows(t, b, stopped.ID); len(rows) != 0 {
+		t.Errorf("the disabled task still has waiting ticks: %+v", rows)
+	}
+}
+
+// TestTimetableRetryWaitsForRunningTick: with overlap "skip", a retry
+// whose delay passes while the next tick runs does not start beside it;
+// it waits and runs once that tick has ended.
+func TestTimetableRetryWaitsForRunningTick(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	started := make(chan struct{}, 4)
+	release := make(chan struct{})
+	b := setup(t, setupOpts{register: func(tb testing.TB, reg *registry.Registry) {
+		err := registry.Register(reg, "flaky", func(ctx context.Context, _ struct{}) (string, error) {
+			if calls.Add(1) == 1 {
+				return "", errors.New("first call fails")
+			}
+			started <- struct{}{}
+			select {
+			case <-release:
+				return "ok", nil
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}})
+	clock := newClock()
+	b.mgr.cfg.Now = clock.Now
+	tt := NewTimetable(b.mgr, b.sched, TimetableConfig{Now: clock.Now})
+	mustCreate(t, b.mgr, `{"command":"flaky","task_type":"python","schedule":"@every 60s","max_attempts":2,"retry_delay_seconds":90}`)
+	step(t, tt)
+	first := scheduled(t, b)
+	clock.Add(60 * time.Second)
+	step(t, tt)
+	if j := finishedTick(t, b, first); j.Status != job.StatusCompleted {
+		t.Fatalf("first tick = %s", j.Status)
+	}
+	var retry job.Job
+	if err := b.db.Where("retry_of = ?", first[0].ID).First(&retry).Error; err != nil {
+		t.Fatalf("no retry of the failed tick: %v", err)
+	}
+	// The next tick comes before the retry's time and runs.
+	clock.Add(60 * time.Second)
+	step(t, tt)
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second tick did not start")
+	}
+	// The retry falls due while the second tick runs: it waits.
+	clock.Set(retry.RunAt.Add(time.Second))
+	step(t, tt)
+	r, err := b.sched.Get(t.Context(), retry.ID)
+	if err != nil || r.Status != job.StatusScheduled || !r.RunAt.After(clock.Now()) {
+		t.Fatalf("retry while a tick runs: %v %+v, want it waiting past now", err, r)
+	}
+	close(release)
+	testkit.Eventually(t, 20*time.Second, "the second tick ends", func() bool { return len(runningJobs(t, b)) == 0 })
+	clock.Add(2 * time.Second)
+	step(t, tt)
+	if j := waitJob(t, b, retry.ID); j.Status != job.StatusCompleted || j.Attempt != 2 {
+		t.Fatalf("retry after the tick = %s attempt %d", j.Status, j.Attempt)
+	}
+}
+
+// runningJobs returns the pending and running jobs.
+func runningJobs(t *testing.T, b *testBundle) []job.Job {
+	t.Helper()
+	var rows []job.Job
+	if err := b.db.Where("status IN ?", []job.Status{job.StatusPending, job.StatusRunning}).Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }
