@@ -59,6 +59,26 @@ type Committer interface {
 	CommitJob(tx *gorm.DB) (artifactID string, err error)
 }
 
+// BatchCommitter is a [Committer] whose write the scheduler can merge
+// with those of other jobs completing in the same transaction: the
+// results sharing one [Batcher] are written by one CommitJobs call, after
+// the jobs were marked completed. When such a batch fails, the scheduler
+// applies it again one job at a time through CommitJob, so a result that
+// cannot be stored fails only its own job.
+type BatchCommitter interface {
+	Committer
+	// Batcher returns what writes this result together with others, or
+	// nil to have it committed alone. Values returned must be comparable.
+	Batcher() Batcher
+}
+
+// Batcher writes the results of several jobs at once.
+type Batcher interface {
+	// CommitJobs writes results inside tx, results[i] under the artifact
+	// id ids[i], which the scheduler has already recorded with its job.
+	CommitJobs(tx *gorm.DB, results []BatchCommitter, ids []string) error
+}
+
 // Run is what a handler knows about the job it runs.
 type Run struct {
 	// Job is a copy of the job row as it started.

@@ -32,6 +32,7 @@ type jobSubmitter interface {
 // insert inside the transaction that completes the job.
 type artifactInserter interface {
 	Insert(tx *gorm.DB, data json.RawMessage) (string, error)
+	InsertMany(tx *gorm.DB, ids []string, data []json.RawMessage) error
 }
 
 // Config wires a [Manager]. Jobs and Artifacts may be nil for a manager

@@ -73,6 +73,27 @@ type artifactResult struct {
 	retry *job.Job
 }
 
+// Batcher lets the scheduler store the artifacts of jobs completing
+// together with one statement; a result carrying the next attempt is
+// stored alone.
+func (r artifactResult) Batcher() job.Batcher {
+	if r.retry != nil {
+		return nil
+	}
+	return artifactBatch{r.store}
+}
+
+// artifactBatch stores the artifacts of several executions at once.
+type artifactBatch struct{ store artifactInserter }
+
+func (b artifactBatch) CommitJobs(tx *gorm.DB, results []job.BatchCommitter, ids []string) error {
+	data := make([]json.RawMessage, len(results))
+	for i, r := range results {
+		data[i] = r.(artifactResult).data
+	}
+	return b.store.InsertMany(tx, ids, data)
+}
+
 func (r artifactResult) CommitJob(tx *gorm.DB) (string, error) {
 	id, err := r.store.Insert(tx, r.data)
 	if err != nil || r.retry == nil {
