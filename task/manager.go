@@ -91,9 +91,10 @@ func (m *Manager) now() time.Time {
 // Manager stores task templates and executes them. It is safe for
 // concurrent use.
 type Manager struct {
-	db  *gorm.DB
-	cfg Config
-	log *slog.Logger
+	db    *gorm.DB
+	cfg   Config
+	log   *slog.Logger
+	cache taskCache // tasks read by executions (cache.go)
 }
 
 // NewManager returns a manager over db.
@@ -303,6 +304,7 @@ func (m *Manager) save(ctx context.Context, op string, old *Task, next Task) (*T
 		cols[k] = v
 	}
 	err := m.db.WithContext(ctx).Model(&Task{}).Where("id = ?", old.ID).Updates(cols).Error
+	m.cache.drop(old.ID)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
@@ -327,6 +329,7 @@ func sameContent(a, b *Task) bool {
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	const op = "task.Manager.Delete"
 	res := m.db.WithContext(ctx).Where("id = ?", id).Delete(&Task{})
+	m.cache.drop(id)
 	if res.Error != nil {
 		return dbErr(op, res.Error)
 	}
@@ -366,7 +369,7 @@ func (m *Manager) Execute(ctx context.Context, id string) (string, error) {
 	if m.cfg.Artifacts == nil {
 		return "", problem.BadRequest(op, "Task execution requires artifacts. Use ServiceBuilder.with_artifacts() before with_tasks().")
 	}
-	t, err := m.find(ctx, id)
+	t, err := m.current(ctx, id)
 	if err != nil {
 		return "", dbErr(op, err)
 	}
@@ -407,6 +410,7 @@ func (m *Manager) ValidateOrphans(ctx context.Context, reg *registry.Registry) (
 	}
 	err := m.db.WithContext(ctx).Model(&Task{}).Where("id IN ? AND enabled = ?", ids, true).
 		Updates(map[string]any{"enabled": false, "updated_at": wire.Now()}).Error
+	m.cache.clear()
 	if err != nil {
 		return 0, dbErr(op, err)
 	}

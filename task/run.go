@@ -113,7 +113,7 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	if err := json.Unmarshal(run.Job.Args, &args); err != nil {
 		return nil, fmt.Errorf("decode task job arguments: %w", err)
 	}
-	t, err := m.find(ctx, args.TaskID)
+	t, err := m.current(ctx, args.TaskID)
 	if err != nil {
 		return nil, err
 	}
