@@ -68,8 +68,19 @@ func rowsSQL(row string, n int) string {
 // jobColumns are the columns insertJobs writes, in order.
 const jobColumns = "id, kind, args, status, submitted_at, started_at, node, attempt, trigger, retry_of, series, run_at"
 
-// insertJobs stores jobs with one statement.
+// maxInsertRows bounds the rows of one INSERT, so that its parameters
+// stay within both engines' limits (32,766 on SQLite, 65,535 on
+// PostgreSQL).
+const maxInsertRows = 500
+
+// insertJobs stores jobs, with one statement per maxInsertRows jobs.
 func (s *Scheduler) insertJobs(ctx context.Context, p sqlPool, jobs []*Job) error {
+	for len(jobs) > maxInsertRows {
+		if err := s.insertJobs(ctx, p, jobs[:maxInsertRows]); err != nil {
+			return err
+		}
+		jobs = jobs[maxInsertRows:]
+	}
 	// PostgreSQL types the parameters by the columns they go to.
 	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	args := make([]any, 0, len(jobs)*12)
@@ -127,4 +138,16 @@ func (s *Scheduler) completeJobs(ctx context.Context, p sqlPool, rows []completi
 		done[id] = true
 	}
 	return done, res.Err()
+}
+
+// fresh reports whether this node's heartbeat is recent enough for it to
+// take work (the condition of a claim).
+func (s *Scheduler) fresh(ctx context.Context, p sqlPool) (bool, error) {
+	rows, err := p.QueryContext(ctx, s.d.bind("SELECT 1 FROM chapkit_nodes WHERE id = ? AND heartbeat_ms >= "+s.d.nowMS+" - ?"), s.node.ID, s.freshMS())
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	found := rows.Next()
+	return found, rows.Err()
 }

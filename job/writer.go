@@ -31,14 +31,18 @@ const (
 // writeOp is one write and where its outcome goes.
 type writeOp struct {
 	kind   opKind
-	job    *Job
+	job    *Job      // opComplete
+	jobs   []*Job    // opInsert: stored pending, or running here when so marked
 	at     time.Time // finished_at
 	result any       // opComplete: the handler's result
 	done   chan writeResult
 }
 
 type writeResult struct {
-	applied    bool    // the row changed (a completion can lose to a cancel)
+	applied bool // the row changed (a completion can lose to a cancel)
+	// started is how many of an insert's jobs were stored running: those
+	// marked so, unless this node's heartbeat was too old.
+	started    int
 	artifactID *string // opComplete
 	err        error
 }
@@ -115,10 +119,10 @@ func (s *Scheduler) runWriter(stop <-chan struct{}) {
 // fails it applies the batch again row by row, so that one bad row fails
 // alone.
 func (s *Scheduler) flush(batch []*writeOp) {
-	if len(batch) == 1 && batch[0].kind == opInsert && s.d.notify == "" {
+	if len(batch) == 1 && batch[0].kind == opInsert && s.d.notify == "" && len(batch[0].jobs) <= maxInsertRows && !startsHere(batch[0].jobs) {
 		// Alone, an insert is one statement: its own transaction, without
 		// a BEGIN/COMMIT around it.
-		err := s.insertJobs(context.Background(), poolOf(s.db), []*Job{batch[0].job})
+		err := s.insertJobs(context.Background(), poolOf(s.db), batch[0].jobs)
 		batch[0].done <- writeResult{applied: err == nil, err: err}
 		return
 	}
@@ -176,26 +180,58 @@ func (s *Scheduler) flushTx(batch []*writeOp, results []writeResult, batched boo
 }
 
 // flushInserts stores the batch's new jobs with one statement and reports
-// whether there were any.
+// whether any of them waits for a claim. Jobs marked running on this node
+// stay so only while its heartbeat is fresh, as a claim requires;
+// otherwise they are stored pending.
 func (s *Scheduler) flushInserts(ctx context.Context, tx *gorm.DB, batch []*writeOp, results []writeResult) (bool, error) {
 	var jobs []*Job
 	for _, op := range batch {
 		if op.kind == opInsert {
-			jobs = append(jobs, op.job)
+			jobs = append(jobs, op.jobs...)
 		}
 	}
 	if len(jobs) == 0 {
 		return false, nil
+	}
+	fresh := true
+	if startsHere(jobs) {
+		var err error
+		if fresh, err = s.fresh(ctx, poolOf(tx)); err != nil {
+			return false, err
+		}
+	}
+	pending := false
+	for _, j := range jobs {
+		if !fresh && j.Status == StatusRunning {
+			j.Status, j.StartedAt, j.Node = StatusPending, nil, nil
+		}
+		pending = pending || j.Status == StatusPending
 	}
 	if err := s.insertJobs(ctx, poolOf(tx), jobs); err != nil {
 		return false, err
 	}
 	for i, op := range batch {
 		if op.kind == opInsert {
-			results[i] = writeResult{applied: true}
+			started := 0
+			for _, j := range op.jobs {
+				if j.Status == StatusRunning {
+					started++
+				}
+			}
+			results[i] = writeResult{applied: true, started: started}
 		}
 	}
-	return true, nil
+	return pending, nil
+}
+
+// startsHere reports whether any of jobs is to be stored running here.
+func startsHere(jobs []*Job) bool {
+	for _, j := range jobs {
+		if j.Status == StatusRunning {
+			return true
+		}
+	}
+	return false
 }
 
 // flushCompletions stores the batch's completions: one UPDATE for all of

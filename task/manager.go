@@ -26,6 +26,7 @@ const JobKind = "chapkit.task"
 // jobSubmitter is what the manager needs of the job scheduler.
 type jobSubmitter interface {
 	Submit(ctx context.Context, kind string, args any) (string, error)
+	SubmitMany(ctx context.Context, kind string, args []any) ([]string, error)
 }
 
 // artifactInserter is what executions need of the artifact store: an
@@ -363,30 +364,74 @@ type jobArgs struct {
 // its KindDatabase errors; KindConflict for any other failure to submit.
 func (m *Manager) Execute(ctx context.Context, id string) (string, error) {
 	const op = "task.Manager.Execute"
+	args, err := m.executable(ctx, op, id)
+	if err != nil {
+		return "", err
+	}
+	jobID, err := m.cfg.Jobs.Submit(ctx, JobKind, args)
+	if err != nil {
+		return "", submitErr(op, err)
+	}
+	return jobID, nil
+}
+
+// ExecuteMany submits one execution per element of ids (a task may appear
+// several times), all stored in one transaction, and returns the job ids
+// in the order of ids. Every task is checked first, as Execute checks it:
+// when one is unknown or disabled, the error names it and nothing is
+// submitted. Either every job is stored or none is; the errors are those
+// of Execute, and ErrQueueFull's KindUnavailable when the jobs would not
+// fit below the scheduler's pending bound. It is safe for concurrent use;
+// an empty ids submits nothing.
+func (m *Manager) ExecuteMany(ctx context.Context, ids []string) ([]string, error) {
+	const op = "task.Manager.ExecuteMany"
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		a, err := m.executable(ctx, op, id)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = a
+	}
+	if len(args) == 0 {
+		return []string{}, nil
+	}
+	jobIDs, err := m.cfg.Jobs.SubmitMany(ctx, JobKind, args)
+	if err != nil {
+		return nil, submitErr(op, err)
+	}
+	return jobIDs, nil
+}
+
+// executable checks that task id can be executed now and returns the
+// arguments of its job.
+func (m *Manager) executable(ctx context.Context, op, id string) (jobArgs, error) {
 	if m.cfg.Jobs == nil {
-		return "", problem.BadRequest(op, "Task execution requires a scheduler. Use ServiceBuilder.with_jobs() to enable.")
+		return jobArgs{}, problem.BadRequest(op, "Task execution requires a scheduler. Use ServiceBuilder.with_jobs() to enable.")
 	}
 	if m.cfg.Artifacts == nil {
-		return "", problem.BadRequest(op, "Task execution requires artifacts. Use ServiceBuilder.with_artifacts() before with_tasks().")
+		return jobArgs{}, problem.BadRequest(op, "Task execution requires artifacts. Use ServiceBuilder.with_artifacts() before with_tasks().")
 	}
 	t, err := m.current(ctx, id)
 	if err != nil {
-		return "", dbErr(op, err)
+		return jobArgs{}, dbErr(op, err)
 	}
 	if t == nil {
-		return "", problem.BadRequest(op, "Task %s not found", id)
+		return jobArgs{}, problem.BadRequest(op, "Task %s not found", id)
 	}
 	if !t.Enabled {
-		return "", problem.BadRequest(op, "Cannot execute disabled task %s", id)
+		return jobArgs{}, problem.BadRequest(op, "Cannot execute disabled task %s", id)
 	}
-	jobID, err := m.cfg.Jobs.Submit(ctx, JobKind, jobArgs{TaskID: t.ID, TaskType: t.TaskType})
-	if err != nil {
-		if problem.Is(err, problem.KindUnavailable) || problem.Is(err, problem.KindDatabase) {
-			return "", err // a storage failure is the server's, never the client's conflict
-		}
-		return "", problem.Wrap(problem.KindConflict, op, err, "%s", err.Error())
+	return jobArgs{TaskID: t.ID, TaskType: t.TaskType}, nil
+}
+
+// submitErr classifies a failure to submit: a storage failure is the
+// server's, never the client's conflict.
+func submitErr(op string, err error) error {
+	if problem.Is(err, problem.KindUnavailable) || problem.Is(err, problem.KindDatabase) {
+		return err
 	}
-	return jobID, nil
+	return problem.Wrap(problem.KindConflict, op, err, "%s", err.Error())
 }
 
 // ValidateOrphans disables every "python" task whose function is not in
