@@ -142,10 +142,11 @@ type Config struct {
 	// LISTEN); nil means nodes learn of each other's changes by polling.
 	Listener Listener
 	// KillLeftovers kills what a job started, given the job id and its
-	// recorded process group; it is called when a job of a dead node of
-	// this kernel and pid namespace is rescued. nil kills the process
-	// group, without checking that it still belongs to the job (the app
-	// installs a checking one).
+	// recorded process group (0 for a running job that recorded none);
+	// it is called when a job of a dead node of this kernel and pid
+	// namespace is rescued. nil kills the recorded process group, without
+	// checking that it still belongs to the job (the app installs a
+	// checking one).
 	KillLeftovers func(jobID string, pgid int) error
 	// NodeID names this node in the database, in job records and in
 	// metrics; "" means a fresh ULID. Two live schedulers must never share

@@ -3,6 +3,7 @@ package job
 import (
 	"context"
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -275,5 +276,58 @@ func TestBatchCommitterFallsBackPerJob(t *testing.T) {
 			}
 			seen = append(seen, *j.ArtifactID)
 		}
+	}
+}
+
+// TestRescueKillsLeftoversOfJobsWithoutGroup rescues a dead node of this
+// host whose running jobs recorded a process group or none (a shell job
+// records it only after it has run for a moment): the configured killer is
+// called for both running jobs, with 0 for the one without group, and not
+// for finished jobs without group.
+func TestRescueKillsLeftoversOfJobsWithoutGroup(t *testing.T) {
+	db := openDB(t)
+	now := wire.Now()
+	dead := Node{ID: wire.NewID(), Hostname: "here", PID: os.Getpid(), HostKey: hostKey(), ProcStart: "not this process",
+		StartedMS: now.UnixMilli(), HeartbeatMS: now.UnixMilli(), RescueAfterMS: 15000}
+	if dead.HostKey == "" {
+		t.Skip("this system cannot tell processes of this host apart")
+	}
+	if err := db.Create(&dead).Error; err != nil {
+		t.Fatal(err)
+	}
+	pgid := 999999
+	rows := []Job{
+		{ID: wire.NewID(), Kind: "ok", Status: StatusRunning, SubmittedAt: now, StartedAt: &now, Node: &dead.ID, Attempt: 1},
+		{ID: wire.NewID(), Kind: "ok", Status: StatusRunning, SubmittedAt: now, StartedAt: &now, Node: &dead.ID, PGID: &pgid, Attempt: 1},
+		{ID: wire.NewID(), Kind: "ok", Status: StatusCanceled, SubmittedAt: now, StartedAt: &now, FinishedAt: &now, Node: &dead.ID, Attempt: 1},
+	}
+	if err := db.Create(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	killed := map[string]int{}
+	s := newSched(db, Config{KillLeftovers: func(jobID string, pgid int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		killed[jobID] = pgid
+		return nil
+	}})
+	if err := s.Handle("ok", func(ctx context.Context, r *Run) (any, error) { return nil, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background())
+	for _, j := range rows[:2] {
+		if got := wait(t, s, j.ID); got.Status != StatusFailed || deref(got.Error) != InterruptedError {
+			t.Errorf("job %s of the dead node = %s (%s), want failed as interrupted", j.ID, got.Status, deref(got.Error))
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := map[string]int{rows[0].ID: 0, rows[1].ID: pgid}
+	if diff := cmp.Diff(want, killed); diff != "" {
+		t.Errorf("leftovers killed per job (-want +got):\n%s", diff)
 	}
 }

@@ -88,3 +88,26 @@ func TestExecuteMany(t *testing.T) {
 		t.Errorf("ExecuteMany(nil) = %v, %v; want nothing", empty, err)
 	}
 }
+
+// TestShortShellJobWritesNoProcessGroup checks that a command ending
+// before processGroupDelay costs no write of its process group, while one
+// running longer records it.
+func TestShortShellJobWritesNoProcessGroup(t *testing.T) {
+	b := setup(t, setupOpts{})
+	stored := func(j *job.Job) *job.Job {
+		t.Helper()
+		got, err := b.sched.Get(t.Context(), j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	quick := stored(runTask(t, b, mustCreate(t, b.mgr, `{"command":"true"}`).ID))
+	if quick.Status != job.StatusCompleted || quick.PGID != nil {
+		t.Errorf("quick shell job = %s with pgid %v, want completed without one", quick.Status, deref(quick.PGID))
+	}
+	slow := stored(runTask(t, b, mustCreate(t, b.mgr, `{"command":"sleep 0.8"}`).ID))
+	if slow.Status != job.StatusCompleted || slow.PGID == nil {
+		t.Errorf("slow shell job = %s with pgid %v, want completed with one", slow.Status, deref(slow.PGID))
+	}
+}
