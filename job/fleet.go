@@ -20,7 +20,7 @@ import (
 const notifyChannel = "chapkit_jobs"
 
 const (
-	opInserted = "i" // new pending work: wake up and claim
+	opInserted = "i" // new pending work: wake up and claim; the ids changed too
 	opChanged  = "c" // the jobs changed: tell their subscribers
 	opCanceled = "x" // the jobs were cancelled: stop them where they run
 	opDeleted  = "d" // the jobs were deleted: stop them, tell subscribers
@@ -70,6 +70,7 @@ func (s *Scheduler) onNotification(payload string) {
 	switch op {
 	case opInserted:
 		s.poke()
+		s.refresh(ctx, ids) // jobs completed in the same transaction
 	case opCanceled, opDeleted:
 		cause := ErrCanceled
 		if op == opDeleted {

@@ -167,12 +167,14 @@ func (s *Scheduler) flushTx(batch []*writeOp, results []writeResult, batched boo
 				}
 			}
 		}
-		if inserted {
-			if err := s.notifyTx(tx, opInserted, ""); err != nil {
-				return err
-			}
-		}
-		if len(done) > 0 {
+		// One notification per transaction: PostgreSQL serialises the
+		// commits that notify, so each one costs every node's writers.
+		// New pending work rides with the completed ids ("i" wakes the
+		// other nodes and refreshes the ids' subscribers there).
+		switch {
+		case inserted:
+			return s.notifyTx(tx, opInserted, strings.Join(done, ","))
+		case len(done) > 0:
 			return s.notifyTx(tx, opChanged, strings.Join(done, ","))
 		}
 		return nil
