@@ -18,12 +18,18 @@ type noParams struct{}
 
 // stubbornApp starts a service with concurrency n whose "stubborn"
 // function blocks, ignoring its context, until the test ends, and whose
-// "quick" function returns at once. Metrics are on.
-func stubbornApp(t *testing.T, n int) *chapkit.App {
+// "quick" function returns at once. Metrics are on. The channel receives
+// a value each time a stubborn call begins.
+func stubbornApp(t *testing.T, n int) (*chapkit.App, <-chan struct{}) {
 	t.Helper()
 	release := make(chan struct{})
+	called := make(chan struct{}, 16)
 	reg := registry.New()
 	registry.MustRegister(reg, "stubborn", func(_ context.Context, _ noParams) (string, error) {
+		select {
+		case called <- struct{}{}:
+		default:
+		}
 		<-release
 		return "late", nil
 	})
@@ -35,7 +41,7 @@ func stubbornApp(t *testing.T, n int) *chapkit.App {
 	// Registered after the app's own cleanup, so it runs first: the calls
 	// return before Shutdown, and no goroutine outlives the test.
 	t.Cleanup(func() { close(release) })
-	return app
+	return app, called
 }
 
 // waitAbandoned waits until the scheduler counts want abandoned calls.
@@ -75,7 +81,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // and /health is degraded while the calls run abandoned.
 func TestTimeoutOfAFunctionIgnoringItsContext(t *testing.T) {
 	t.Parallel()
-	app := stubbornApp(t, 2)
+	app, _ := stubbornApp(t, 2)
 	h := app.Handler()
 	slow := createTask(t, h, `{"command":"stubborn","task_type":"python","timeout_seconds":1}`)["id"].(string)
 	quick := createTask(t, h, `{"command":"quick","task_type":"python"}`)["id"].(string)
@@ -109,12 +115,19 @@ func TestTimeoutOfAFunctionIgnoringItsContext(t *testing.T) {
 // and the slot comes back after the grace period.
 func TestCancelOfAFunctionIgnoringItsContext(t *testing.T) {
 	t.Parallel()
-	app := stubbornApp(t, 1)
+	app, called := stubbornApp(t, 1)
 	h := app.Handler()
 	slowJob := execute(t, h, createTask(t, h, `{"command":"stubborn","task_type":"python"}`)["id"].(string))
 	testkit.Eventually(t, testkit.Deadline, "the stubborn job to run", func() bool {
 		return getJob(t, h, slowJob)["status"] == "running"
 	})
+	// A job is running once it holds its slot; the call itself begins a
+	// moment later. Cancel only once the call ignoring its context runs.
+	select {
+	case <-called:
+	case <-time.After(testkit.Deadline):
+		t.Fatal("the stubborn call did not begin")
+	}
 	quickJob := execute(t, h, createTask(t, h, `{"command":"quick","task_type":"python"}`)["id"].(string))
 	rec := testkit.Request(t, h, http.MethodPost, "/api/v1/jobs/"+slowJob+"/$cancel", "", "")
 	if rec.Code != http.StatusAccepted || object(t, rec.Body.Bytes())["status"] != "canceled" {

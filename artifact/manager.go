@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -120,6 +121,38 @@ func (m *Manager) Insert(tx *gorm.DB, data json.RawMessage) (string, error) {
 		return "", problem.Database("artifact.Manager.Insert", err)
 	}
 	return a.ID, nil
+}
+
+// InsertMany stores data[i] as a new root artifact with id ids[i], all
+// with one statement inside the caller's transaction tx (the completion of
+// a batch of jobs). ids and data have the same length. A JSON null fails
+// like it does in Insert. Failures are KindDatabase, or KindUnavailable
+// when the database is busy; then nothing of the batch is stored.
+func (m *Manager) InsertMany(tx *gorm.DB, ids []string, data []json.RawMessage) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	now := wire.Now()
+	var q strings.Builder
+	q.WriteString("INSERT INTO artifacts (id, data, level, tags, created_at, updated_at) VALUES ")
+	args := make([]any, 0, len(ids)*4)
+	for i, id := range ids {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, 0, '[]', ?, ?)")
+		var d any = []byte(data[i])
+		if isNull(data[i]) {
+			d = nil
+		}
+		args = append(args, id, d, now, now)
+	}
+	// Raw SQL on a fresh statement: GORM's reflection would cost more than
+	// the insert, and conditions chained onto tx must not reach it.
+	if err := tx.Session(&gorm.Session{NewDB: true}).Exec(q.String(), args...).Error; err != nil {
+		return problem.Database("artifact.Manager.InsertMany", err)
+	}
+	return nil
 }
 
 // Get returns the artifact id, or a KindNotFound error

@@ -277,9 +277,7 @@ func (s *Scheduler) interrupt(ctx context.Context, j *Job, node string, allowRet
 			return res.Error
 		}
 		if retry {
-			if err := s.notifyTx(tx, opInserted, ""); err != nil {
-				return err
-			}
+			return s.notifyTx(tx, opInserted, j.ID) // pending again: wake the nodes
 		}
 		return s.notifyTx(tx, opChanged, j.ID)
 	})

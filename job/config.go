@@ -60,6 +60,26 @@ type Committer interface {
 	CommitJob(tx *gorm.DB) (artifactID string, err error)
 }
 
+// BatchCommitter is a [Committer] whose write the scheduler can merge
+// with those of other jobs completing in the same transaction: the
+// results sharing one [Batcher] are written by one CommitJobs call, after
+// the jobs were marked completed. When such a batch fails, the scheduler
+// applies it again one job at a time through CommitJob, so a result that
+// cannot be stored fails only its own job.
+type BatchCommitter interface {
+	Committer
+	// Batcher returns what writes this result together with others, or
+	// nil to have it committed alone. Values returned must be comparable.
+	Batcher() Batcher
+}
+
+// Batcher writes the results of several jobs at once.
+type Batcher interface {
+	// CommitJobs writes results inside tx, results[i] under the artifact
+	// id ids[i], which the scheduler has already recorded with its job.
+	CommitJobs(tx *gorm.DB, results []BatchCommitter, ids []string) error
+}
+
 // Run is what a handler knows about the job it runs.
 type Run struct {
 	// Job is a copy of the job row as it started.
@@ -123,10 +143,11 @@ type Config struct {
 	// LISTEN); nil means nodes learn of each other's changes by polling.
 	Listener Listener
 	// KillLeftovers kills what a job started, given the job id and its
-	// recorded process group; it is called when a job of a dead node of
-	// this kernel and pid namespace is rescued. nil kills the process
-	// group, without checking that it still belongs to the job (the app
-	// installs a checking one).
+	// recorded process group (0 for a running job that recorded none);
+	// it is called when a job of a dead node of this kernel and pid
+	// namespace is rescued. nil kills the recorded process group, without
+	// checking that it still belongs to the job (the app installs a
+	// checking one).
 	KillLeftovers func(jobID string, pgid int) error
 	// NodeID names this node in the database, in job records and in
 	// metrics; "" means a fresh ULID. Two live schedulers must never share

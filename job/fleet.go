@@ -20,7 +20,7 @@ import (
 const notifyChannel = "chapkit_jobs"
 
 const (
-	opInserted = "i" // new pending work: wake up and claim
+	opInserted = "i" // new pending work: wake up and claim; the ids changed too
 	opChanged  = "c" // the jobs changed: tell their subscribers
 	opCanceled = "x" // the jobs were cancelled: stop them where they run
 	opDeleted  = "d" // the jobs were deleted: stop them, tell subscribers
@@ -71,6 +71,7 @@ func (s *Scheduler) onNotification(payload string) {
 	case opInserted:
 		s.poke()
 		s.refreshInserted(ctx)
+		s.refresh(ctx, ids) // jobs completed in the same transaction
 	case opCanceled, opDeleted:
 		cause := ErrCanceled
 		if op == opDeleted {
@@ -147,6 +148,10 @@ func (s *Scheduler) poll(ctx context.Context) {
 		}
 	}
 	s.refresh(ctx, s.subscribedElsewhere())
+	// A job another node stored running at once sends no notification
+	// (that NOTIFY would cost every submission); service-wide
+	// subscribers here learn of it by this read, within one interval.
+	s.refreshInserted(ctx)
 }
 
 // register writes this node's row with its first heartbeat. A row left
@@ -461,13 +466,28 @@ func (s *Scheduler) rescueNode(ctx context.Context, dead *Node, stale bool) (int
 		}
 	}
 	var jobs []Job
-	if err := s.db.WithContext(ctx).Where("node = ? AND pgid IS NOT NULL AND status IN ?", dead.ID, []Status{StatusRunning, StatusCanceled}).Find(&jobs).Error; err != nil {
-		return 0, err
-	}
 	sameHost := s.node.HostKey != "" && dead.HostKey == s.node.HostKey
 	if sameHost {
+		// Shell jobs record their process group only once they have run
+		// for a moment (task.processGroupDelay): a running job without
+		// one is handed to the configured killer too, which finds what
+		// the job started by its id alone. The default killer needs a
+		// group.
+		q := s.db.WithContext(ctx).Where("node = ? AND status IN ?", dead.ID, []Status{StatusRunning, StatusCanceled})
+		if s.cfg.KillLeftovers != nil {
+			q = q.Where("pgid IS NOT NULL OR status = ?", StatusRunning)
+		} else {
+			q = q.Where("pgid IS NOT NULL")
+		}
+		if err := q.Find(&jobs).Error; err != nil {
+			return 0, err
+		}
 		for i := range jobs {
-			s.killLeftovers(jobs[i].ID, *jobs[i].PGID)
+			pgid := 0
+			if jobs[i].PGID != nil {
+				pgid = *jobs[i].PGID
+			}
+			s.killLeftovers(jobs[i].ID, pgid)
 		}
 	}
 	jobs = jobs[:0]
@@ -535,6 +555,8 @@ func (s *Scheduler) killLeftovers(jobID string, pgid int) {
 	var err error
 	if s.cfg.KillLeftovers != nil {
 		err = s.cfg.KillLeftovers(jobID, pgid)
+	} else if pgid <= 1 {
+		return // no group to kill (and -1 or 0 would reach other processes)
 	} else if kerr := syscall.Kill(-pgid, syscall.SIGKILL); kerr != nil && !errors.Is(kerr, syscall.ESRCH) {
 		err = kerr
 	}

@@ -82,9 +82,12 @@ type Scheduler struct {
 	// every heartbeat, plus this node's submissions, minus its claims.
 	pendingEst int
 	reserved   int // submissions between the bound check and the insert
-	fenced     bool
-	wg         sync.WaitGroup // workers holding a slot
-	loops      sync.WaitGroup // background loops and abandon watchers
+	// starting counts the slots taken by submissions stored running on
+	// this node, between the decision and the insert.
+	starting int
+	fenced   bool
+	wg       sync.WaitGroup // workers holding a slot
+	loops    sync.WaitGroup // background loops and abandon watchers
 	// runCtx is the lifetime context of the started scheduler: every job
 	// context derives from it, never from a request, because $execute
 	// answers before its job runs. loopCtx ends the background loops.
@@ -302,74 +305,194 @@ func (s *Scheduler) poke() {
 	}
 }
 
-// Submit stores a new pending job of the given kind and wakes a node to
-// run it. It never blocks on the concurrency limit. It returns ErrDraining
-// once Stop began and ErrQueueFull past Config.MaxPending pending jobs.
+// Submit stores a new job of the given kind and wakes a node to run it.
+// When this node has a free slot and no job waits, the job is stored
+// already running here and starts at once, without a claim. It never
+// blocks on the concurrency limit. It returns ErrDraining once Stop began
+// and ErrQueueFull past Config.MaxPending pending jobs.
 func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
 		return "", fmt.Errorf("job: encode arguments of %s job: %w", kind, err)
 	}
+	ids, err := s.submit(ctx, "job.Scheduler.Submit", kind, []json.RawMessage{raw})
+	if err != nil {
+		return "", err
+	}
+	return ids[0], nil
+}
+
+// SubmitMany stores one job of the given kind per element of args, all in
+// one transaction, and returns their ids in the order of args. Either
+// every job is stored or none is. Like Submit it starts at once as many
+// of them as this node has free slots for (when no job waits), never
+// blocks on the concurrency limit, and returns ErrDraining once Stop
+// began; it returns ErrQueueFull when the jobs would take the pending jobs
+// past Config.MaxPending. It is safe for concurrent use. An empty args
+// stores nothing and returns no ids.
+func (s *Scheduler) SubmitMany(ctx context.Context, kind string, args []any) ([]string, error) {
+	raws := make([]json.RawMessage, len(args))
+	for i, a := range args {
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("job: encode arguments %d of %s job: %w", i, kind, err)
+		}
+		raws[i] = raw
+	}
+	if len(raws) == 0 {
+		return []string{}, nil
+	}
+	return s.submit(ctx, "job.Scheduler.SubmitMany", kind, raws)
+}
+
+// submit stores one job per element of raws with one write of the
+// writer's, the first of them running on this node when it has free slots
+// and no job waits.
+func (s *Scheduler) submit(ctx context.Context, op, kind string, raws []json.RawMessage) ([]string, error) {
+	n := len(raws)
 	s.mu.Lock()
 	switch {
 	case s.st == stateNew:
 		s.mu.Unlock()
-		return "", ErrNotStarted
+		return nil, ErrNotStarted
 	case s.st != stateStarted:
 		s.mu.Unlock()
-		return "", ErrDraining
+		return nil, ErrDraining
 	case s.handlers[kind] == nil:
 		s.mu.Unlock()
-		return "", fmt.Errorf("job: no handler for kind %q", kind)
+		return nil, fmt.Errorf("job: no handler for kind %q", kind)
 	}
-	full := s.pendingEst+s.reserved >= s.cfg.MaxPending
+	full := s.pendingEst+s.reserved+n > s.cfg.MaxPending
 	s.mu.Unlock()
 	if full {
 		// The estimate says full: count exactly before refusing, since
 		// other nodes may have claimed jobs since the last count.
-		n, err := s.countPending(ctx)
+		count, err := s.countPending(ctx)
 		if err != nil {
-			return "", problem.Database("job.Scheduler.Submit", err)
+			return nil, problem.Database(op, err)
 		}
 		s.mu.Lock()
-		s.pendingEst = n
-		full = n+s.reserved >= s.cfg.MaxPending
+		s.pendingEst = count
+		full = count+s.reserved+n > s.cfg.MaxPending
 		s.mu.Unlock()
 		if full {
-			return "", ErrQueueFull
+			return nil, ErrQueueFull
 		}
 	}
-	s.mu.Lock()
-	s.reserved++
-	s.mu.Unlock()
 
 	trigger := TriggerAPI
-	j := &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: wire.Now(), Attempt: 1, Trigger: &trigger}
+	now := wire.Now()
+	// The job's log lines and its execution span name the request that
+	// submitted it (docs/tracing.md).
+	var requestID, traceParent *string
 	if id := reqid.From(ctx); id != "" {
-		j.RequestID = &id
+		requestID = &id
 	}
 	if s.tracer != nil {
 		if tp := tracing.TraceParent(ctx); tp != "" {
-			j.TraceParent = &tp
+			traceParent = &tp
 		}
 	}
-	err = s.write(&writeOp{kind: opInsert, job: j}).err
-
-	s.mu.Lock()
-	s.reserved--
-	if err == nil {
-		s.pendingEst++
+	jobs := make([]*Job, n)
+	for i, raw := range raws {
+		jobs[i] = &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: now, Attempt: 1, Trigger: &trigger,
+			RequestID: requestID, TraceParent: traceParent}
 	}
+	// Take free slots for the first jobs when nothing waits for them
+	// (older jobs go first): those are stored running on this node and
+	// start without a claim, saving a write and a wake-up each. The slots
+	// are held from here (s.starting, s.wg) so that no claim takes them.
+	s.mu.Lock()
+	direct := 0
+	if s.pendingEst+s.reserved <= 0 {
+		direct = min(s.freeSlotsLocked(), n) // 0 once Stop began
+	}
+	s.reserved += n - direct
+	s.starting += direct
+	s.wg.Add(direct)
 	s.mu.Unlock()
+	for _, j := range jobs[:direct] {
+		j.Status, j.StartedAt, j.Node = StatusRunning, &now, &s.node.ID
+	}
+
+	res := s.write(&writeOp{kind: opInsert, jobs: jobs})
+	err := res.err
+	started := jobs[:0:0]
+	if err == nil {
+		started = jobs[:res.started]
+	}
+	var back []*Job // stored running here, but this node stopped meanwhile
+	s.mu.Lock()
+	s.reserved -= n - direct
+	s.starting -= direct
+	if err == nil {
+		s.pendingEst += n - len(started)
+	}
+	if len(started) > 0 && (s.st != stateStarted || s.fenced) {
+		back, started = started, nil
+	}
+	entries := make([]*runEntry, 0, len(started))
+	for _, j := range started {
+		entries = append(entries, s.enter(j))
+	}
+	s.wg.Add(-(direct - len(started)))
+	s.mu.Unlock()
+	if len(back) > 0 {
+		s.unclaim(back)
+		s.mu.Lock()
+		s.pendingEst += len(back)
+		s.mu.Unlock()
+	}
 	if errors.Is(err, errWriterStopped) {
-		return "", ErrDraining
+		return nil, ErrDraining
 	}
 	if err != nil {
-		return "", problem.Database("job.Scheduler.Submit", err)
+		return nil, problem.Database(op, err)
 	}
-	s.poke()
-	s.changed(j.clone(), "")
-	return j.ID, nil
+	if len(started) < n {
+		s.poke()
+	}
+	ids := make([]string, n)
+	tell := s.cfg.Observer != nil || s.all.active()
+	for i, j := range jobs {
+		ids[i] = j.ID
+		if tell {
+			// Tell of the submission as a pending job, then of its start,
+			// as if it had been claimed.
+			pending := j.clone()
+			pending.Status, pending.StartedAt, pending.Node = StatusPending, nil, nil
+			s.changed(pending, "")
+		}
+		if i < len(started) {
+			s.changed(j.clone(), StatusPending)
+		}
+	}
+	s.launch(entries)
+	return ids, nil
+}
+
+// enter registers j as running on this node and returns its entry; the
+// caller holds s.mu and has counted it in s.wg. The job's context carries
+// the id of the request that submitted it, so its log lines name it.
+func (s *Scheduler) enter(j *Job) *runEntry {
+	base := s.runCtx
+	if j.RequestID != nil {
+		base = reqid.With(base, *j.RequestID)
+	}
+	jctx, cancel := context.WithCancelCause(base)
+	e := &runEntry{job: j, ctx: jctx, cancel: cancel, done: make(chan struct{})}
+	s.running[j.ID] = e
+	return e
+}
+
+// launch starts the handlers of entries. It is called only after their
+// start was published, so that no subscriber hears of a job's end before
+// its start. A cancel arriving meanwhile finds the entry and cancels its
+// context; the handler then starts already cancelled.
+func (s *Scheduler) launch(entries []*runEntry) {
+	for _, e := range entries {
+		go s.work(e)
+	}
 }
 
 // claimBatch bounds how many jobs one claim takes, so one node does not
@@ -402,7 +525,7 @@ func (s *Scheduler) freeSlotsLocked() int {
 	if s.maxConc <= 0 {
 		return claimBatch
 	}
-	return max(s.maxConc-len(s.running), 0)
+	return max(s.maxConc-len(s.running)-s.starting, 0)
 }
 
 // fill claims and starts jobs until the slots are full or none is pending.
@@ -415,13 +538,10 @@ func (s *Scheduler) fill(ctx context.Context) {
 			return
 		}
 		jobs, err := s.claim(ctx, n)
-		if err != nil {
-			if ctx.Err() == nil {
+		if err != nil || len(jobs) == 0 {
+			if err != nil && ctx.Err() == nil {
 				s.log.Warn("claim jobs", "error", err)
 			}
-			return
-		}
-		if len(jobs) == 0 {
 			return
 		}
 		s.mu.Lock()
@@ -431,10 +551,19 @@ func (s *Scheduler) fill(ctx context.Context) {
 			s.unclaim(jobs)
 			return
 		}
+		// A Submit may have started its job directly in a slot this
+		// claim counted on (the claim runs without the lock, so as not
+		// to hold up submissions): give back what no longer fits, the
+		// newest first, rather than run more than MaxConcurrency.
+		var extra []*Job
+		if free := s.freeSlotsLocked(); len(jobs) > free {
+			jobs, extra = jobs[:free], jobs[free:]
+		}
 		// Not clamped: a claim can count a job before the Submit that
 		// stored it does, and the two must cancel out.
 		s.pendingEst -= len(jobs)
 		var again []*Job
+		entries := make([]*runEntry, 0, len(jobs))
 		for _, j := range jobs {
 			if s.running[j.ID] != nil {
 				// An earlier attempt of this job still winds down here:
@@ -442,26 +571,22 @@ func (s *Scheduler) fill(ctx context.Context) {
 				again = append(again, j)
 				continue
 			}
-			// The job's log lines name the request that submitted it.
-			base := s.runCtx
-			if j.RequestID != nil {
-				base = reqid.With(base, *j.RequestID)
-			}
-			jctx, cancel := context.WithCancelCause(base)
-			e := &runEntry{job: j, ctx: jctx, cancel: cancel, done: make(chan struct{})}
-			s.running[j.ID] = e
 			s.wg.Add(1)
-			go s.work(e)
+			entries = append(entries, s.enter(j))
 		}
 		s.mu.Unlock()
 		if len(again) > 0 {
 			s.unclaim(again)
+		}
+		if len(extra) > 0 {
+			s.unclaim(extra) // still counted in pendingEst
 		}
 		for _, j := range jobs {
 			if !slices.Contains(again, j) {
 				s.changed(j.clone(), StatusPending)
 			}
 		}
+		s.launch(entries)
 		if len(jobs) < n {
 			return
 		}

@@ -31,14 +31,18 @@ const (
 // writeOp is one write and where its outcome goes.
 type writeOp struct {
 	kind   opKind
-	job    *Job
+	job    *Job      // opComplete
+	jobs   []*Job    // opInsert: stored pending, or running here when so marked
 	at     time.Time // finished_at
 	result any       // opComplete: the handler's result
 	done   chan writeResult
 }
 
 type writeResult struct {
-	applied    bool    // the row changed (a completion can lose to a cancel)
+	applied bool // the row changed (a completion can lose to a cancel)
+	// started is how many of an insert's jobs were stored running: those
+	// marked so, unless this node's heartbeat was too old.
+	started    int
 	artifactID *string // opComplete
 	err        error
 }
@@ -110,39 +114,24 @@ func (s *Scheduler) runWriter(stop <-chan struct{}) {
 	}
 }
 
-// flush applies a batch in one transaction and answers every op.
+// flush applies a batch in one transaction and answers every op. It
+// first tries the batch's fast form (one statement per table); when that
+// fails it applies the batch again row by row, so that one bad row fails
+// alone.
 func (s *Scheduler) flush(batch []*writeOp) {
-	if len(batch) == 1 && batch[0].kind == opInsert && s.d.notify == "" {
+	if len(batch) == 1 && batch[0].kind == opInsert && s.d.notify == "" && len(batch[0].jobs) <= maxInsertRows && !startsHere(batch[0].jobs) {
 		// Alone, an insert is one statement: its own transaction, without
 		// a BEGIN/COMMIT around it.
-		err := s.db.WithContext(context.Background()).Create(batch[0].job).Error
+		err := s.insertJobs(context.Background(), poolOf(s.db), batch[0].jobs)
 		batch[0].done <- writeResult{applied: err == nil, err: err}
 		return
 	}
 	results := make([]writeResult, len(batch))
-	// Statements run to completion regardless of cancellation (see
-	// internal/sqlitedb), so the batch uses a background context.
-	err := s.db.WithContext(context.Background()).Transaction(func(tx *gorm.DB) error {
-		inserted := s.flushInserts(tx, batch, results)
-		var done []string
-		for i, op := range batch {
-			if op.kind == opComplete {
-				results[i] = s.flushCompletion(tx, i, op)
-				if results[i].applied {
-					done = append(done, op.job.ID)
-				}
-			}
-		}
-		if inserted {
-			if err := s.notifyTx(tx, opInserted, ""); err != nil {
-				return err
-			}
-		}
-		if len(done) > 0 {
-			return s.notifyTx(tx, opChanged, strings.Join(done, ","))
-		}
-		return nil
-	})
+	err := s.flushTx(batch, results, true)
+	if err != nil {
+		clear(results)
+		err = s.flushTx(batch, results, false)
+	}
 	for i, op := range batch {
 		r := results[i]
 		if err != nil {
@@ -152,24 +141,187 @@ func (s *Scheduler) flush(batch []*writeOp) {
 	}
 }
 
+// flushTx applies batch in one transaction, the completions batched or
+// each in its own savepoint.
+func (s *Scheduler) flushTx(batch []*writeOp, results []writeResult, batched bool) error {
+	// Statements run to completion regardless of cancellation (see
+	// internal/sqlitedb), so the batch uses a background context.
+	ctx := context.Background()
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		inserted, err := s.flushInserts(ctx, tx, batch, results)
+		if err != nil {
+			return err
+		}
+		var done []string
+		if batched {
+			if done, err = s.flushCompletions(ctx, tx, batch, results); err != nil {
+				return err
+			}
+		} else {
+			for i, op := range batch {
+				if op.kind == opComplete {
+					results[i] = s.flushCompletion(tx, i, op)
+					if results[i].applied {
+						done = append(done, op.job.ID)
+					}
+				}
+			}
+		}
+		// One notification per transaction: PostgreSQL serialises the
+		// commits that notify, so each one costs every node's writers.
+		// New pending work rides with the completed ids ("i" wakes the
+		// other nodes and refreshes the ids' subscribers there).
+		switch {
+		case inserted:
+			return s.notifyTx(tx, opInserted, strings.Join(done, ","))
+		case len(done) > 0:
+			return s.notifyTx(tx, opChanged, strings.Join(done, ","))
+		}
+		return nil
+	})
+}
+
 // flushInserts stores the batch's new jobs with one statement and reports
-// whether there were any.
-func (s *Scheduler) flushInserts(tx *gorm.DB, batch []*writeOp, results []writeResult) bool {
+// whether any of them waits for a claim. Jobs marked running on this node
+// stay so only while its heartbeat is fresh, as a claim requires;
+// otherwise they are stored pending.
+func (s *Scheduler) flushInserts(ctx context.Context, tx *gorm.DB, batch []*writeOp, results []writeResult) (bool, error) {
 	var jobs []*Job
-	var idx []int
-	for i, op := range batch {
+	for _, op := range batch {
 		if op.kind == opInsert {
-			jobs, idx = append(jobs, op.job), append(idx, i)
+			jobs = append(jobs, op.jobs...)
 		}
 	}
 	if len(jobs) == 0 {
-		return false
+		return false, nil
 	}
-	err := tx.Create(&jobs).Error
-	for _, i := range idx {
-		results[i] = writeResult{applied: err == nil, err: err}
+	fresh := true
+	if startsHere(jobs) {
+		var err error
+		if fresh, err = s.fresh(ctx, poolOf(tx)); err != nil {
+			return false, err
+		}
 	}
-	return err == nil
+	pending := false
+	for _, j := range jobs {
+		if !fresh && j.Status == StatusRunning {
+			j.Status, j.StartedAt, j.Node = StatusPending, nil, nil
+		}
+		pending = pending || j.Status == StatusPending
+	}
+	if err := s.insertJobs(ctx, poolOf(tx), jobs); err != nil {
+		return false, err
+	}
+	for i, op := range batch {
+		if op.kind == opInsert {
+			started := 0
+			for _, j := range op.jobs {
+				if j.Status == StatusRunning {
+					started++
+				}
+			}
+			results[i] = writeResult{applied: true, started: started}
+		}
+	}
+	return pending, nil
+}
+
+// startsHere reports whether any of jobs is to be stored running here.
+func startsHere(jobs []*Job) bool {
+	for _, j := range jobs {
+		if j.Status == StatusRunning {
+			return true
+		}
+	}
+	return false
+}
+
+// flushCompletions stores the batch's completions: one UPDATE for all of
+// them, then, for those still running here, the results of each
+// [Batcher] with one call. Results that are neither batchable nor a bare
+// artifact id are stored one by one, each in its own savepoint. It
+// returns the ids of the jobs completed.
+func (s *Scheduler) flushCompletions(ctx context.Context, tx *gorm.DB, batch []*writeOp, results []writeResult) ([]string, error) {
+	var rows []completion
+	var idx []int
+	var alone []int
+	for i, op := range batch {
+		if op.kind != opComplete {
+			continue
+		}
+		var artifactID *string
+		switch r := op.result.(type) {
+		case BatchCommitter:
+			if r.Batcher() == nil {
+				alone = append(alone, i)
+				continue
+			}
+			id := wire.NewID()
+			artifactID = &id
+		case Committer:
+			alone = append(alone, i)
+			continue
+		default:
+			artifactID = bareArtifactID(op.result)
+		}
+		rows, idx = append(rows, completion{id: op.job.ID, attempt: op.job.Attempt, at: op.at, artifact: artifactID}), append(idx, i)
+	}
+	var done []string
+	if len(rows) > 0 {
+		changed, err := s.completeJobs(ctx, poolOf(tx), rows)
+		if err != nil {
+			return nil, err
+		}
+		groups := map[Batcher][]int{}
+		var order []Batcher
+		for k, i := range idx {
+			if !changed[rows[k].id] {
+				continue // cancelled, deleted or rescued meanwhile: nothing stored
+			}
+			results[i] = writeResult{applied: true, artifactID: rows[k].artifact}
+			done = append(done, rows[k].id)
+			if bc, ok := batch[i].result.(BatchCommitter); ok {
+				b := bc.Batcher()
+				if groups[b] == nil {
+					order = append(order, b)
+				}
+				groups[b] = append(groups[b], i)
+			}
+		}
+		for _, b := range order {
+			members := groups[b]
+			rs := make([]BatchCommitter, len(members))
+			ids := make([]string, len(members))
+			for k, i := range members {
+				rs[k], ids[k] = batch[i].result.(BatchCommitter), *results[i].artifactID
+			}
+			if err := b.CommitJobs(tx, rs, ids); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, i := range alone {
+		results[i] = s.flushCompletion(tx, i, batch[i])
+		if results[i].applied {
+			done = append(done, batch[i].job.ID)
+		}
+	}
+	return done, nil
+}
+
+// bareArtifactID returns the artifact id a handler returned as a ULID (or
+// its string form), nil for any other result.
+func bareArtifactID(result any) *string {
+	switch r := result.(type) {
+	case ulid.ULID:
+		id := r.String()
+		return &id
+	case string:
+		if wire.ValidID(r) {
+			return &r
+		}
+	}
+	return nil
 }
 
 // flushCompletion stores one result and the job's completion inside a
@@ -182,19 +334,13 @@ func (s *Scheduler) flushCompletion(tx *gorm.DB, i int, op *writeOp) writeResult
 	}
 	var artifactID *string
 	var err error
-	switch r := op.result.(type) {
-	case Committer:
+	if r, ok := op.result.(Committer); ok {
 		var id string
 		if id, err = r.CommitJob(tx); err == nil && id != "" {
 			artifactID = &id
 		}
-	case ulid.ULID:
-		id := r.String()
-		artifactID = &id
-	case string:
-		if wire.ValidID(r) {
-			artifactID = &r
-		}
+	} else {
+		artifactID = bareArtifactID(op.result)
 	}
 	if err == nil {
 		res := tx.Model(&Job{}).Where("id = ? AND status = ? AND node = ? AND attempt = ?", op.job.ID, StatusRunning, s.node.ID, op.job.Attempt).

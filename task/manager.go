@@ -26,12 +26,14 @@ const JobKind = "chapkit.task"
 // jobSubmitter is what the manager needs of the job scheduler.
 type jobSubmitter interface {
 	Submit(ctx context.Context, kind string, args any) (string, error)
+	SubmitMany(ctx context.Context, kind string, args []any) ([]string, error)
 }
 
 // artifactInserter is what executions need of the artifact store: an
 // insert inside the transaction that completes the job.
 type artifactInserter interface {
 	Insert(tx *gorm.DB, data json.RawMessage) (string, error)
+	InsertMany(tx *gorm.DB, ids []string, data []json.RawMessage) error
 }
 
 // Config wires a [Manager]. Jobs and Artifacts may be nil for a manager
@@ -90,9 +92,10 @@ func (m *Manager) now() time.Time {
 // Manager stores task templates and executes them. It is safe for
 // concurrent use.
 type Manager struct {
-	db  *gorm.DB
-	cfg Config
-	log *slog.Logger
+	db    *gorm.DB
+	cfg   Config
+	log   *slog.Logger
+	cache taskCache // tasks read by executions (cache.go)
 }
 
 // NewManager returns a manager over db.
@@ -302,6 +305,7 @@ func (m *Manager) save(ctx context.Context, op string, old *Task, next Task) (*T
 		cols[k] = v
 	}
 	err := m.db.WithContext(ctx).Model(&Task{}).Where("id = ?", old.ID).Updates(cols).Error
+	m.cache.drop(old.ID)
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
@@ -326,6 +330,7 @@ func sameContent(a, b *Task) bool {
 func (m *Manager) Delete(ctx context.Context, id string) error {
 	const op = "task.Manager.Delete"
 	res := m.db.WithContext(ctx).Where("id = ?", id).Delete(&Task{})
+	m.cache.drop(id)
 	if res.Error != nil {
 		return dbErr(op, res.Error)
 	}
@@ -359,30 +364,74 @@ type jobArgs struct {
 // its KindDatabase errors; KindConflict for any other failure to submit.
 func (m *Manager) Execute(ctx context.Context, id string) (string, error) {
 	const op = "task.Manager.Execute"
-	if m.cfg.Jobs == nil {
-		return "", problem.BadRequest(op, "Task execution requires a scheduler. Use ServiceBuilder.with_jobs() to enable.")
-	}
-	if m.cfg.Artifacts == nil {
-		return "", problem.BadRequest(op, "Task execution requires artifacts. Use ServiceBuilder.with_artifacts() before with_tasks().")
-	}
-	t, err := m.find(ctx, id)
+	args, err := m.executable(ctx, op, id)
 	if err != nil {
-		return "", dbErr(op, err)
+		return "", err
 	}
-	if t == nil {
-		return "", problem.BadRequest(op, "Task %s not found", id)
-	}
-	if !t.Enabled {
-		return "", problem.BadRequest(op, "Cannot execute disabled task %s", id)
-	}
-	jobID, err := m.cfg.Jobs.Submit(ctx, JobKind, jobArgs{TaskID: t.ID, TaskType: t.TaskType})
+	jobID, err := m.cfg.Jobs.Submit(ctx, JobKind, args)
 	if err != nil {
-		if problem.Is(err, problem.KindUnavailable) || problem.Is(err, problem.KindDatabase) {
-			return "", err // a storage failure is the server's, never the client's conflict
-		}
-		return "", problem.Wrap(problem.KindConflict, op, err, "%s", err.Error())
+		return "", submitErr(op, err)
 	}
 	return jobID, nil
+}
+
+// ExecuteMany submits one execution per element of ids (a task may appear
+// several times), all stored in one transaction, and returns the job ids
+// in the order of ids. Every task is checked first, as Execute checks it:
+// when one is unknown or disabled, the error names it and nothing is
+// submitted. Either every job is stored or none is; the errors are those
+// of Execute, and ErrQueueFull's KindUnavailable when the jobs would not
+// fit below the scheduler's pending bound. It is safe for concurrent use;
+// an empty ids submits nothing.
+func (m *Manager) ExecuteMany(ctx context.Context, ids []string) ([]string, error) {
+	const op = "task.Manager.ExecuteMany"
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		a, err := m.executable(ctx, op, id)
+		if err != nil {
+			return nil, err
+		}
+		args[i] = a
+	}
+	if len(args) == 0 {
+		return []string{}, nil
+	}
+	jobIDs, err := m.cfg.Jobs.SubmitMany(ctx, JobKind, args)
+	if err != nil {
+		return nil, submitErr(op, err)
+	}
+	return jobIDs, nil
+}
+
+// executable checks that task id can be executed now and returns the
+// arguments of its job.
+func (m *Manager) executable(ctx context.Context, op, id string) (jobArgs, error) {
+	if m.cfg.Jobs == nil {
+		return jobArgs{}, problem.BadRequest(op, "Task execution requires a scheduler. Use ServiceBuilder.with_jobs() to enable.")
+	}
+	if m.cfg.Artifacts == nil {
+		return jobArgs{}, problem.BadRequest(op, "Task execution requires artifacts. Use ServiceBuilder.with_artifacts() before with_tasks().")
+	}
+	t, err := m.current(ctx, id)
+	if err != nil {
+		return jobArgs{}, dbErr(op, err)
+	}
+	if t == nil {
+		return jobArgs{}, problem.BadRequest(op, "Task %s not found", id)
+	}
+	if !t.Enabled {
+		return jobArgs{}, problem.BadRequest(op, "Cannot execute disabled task %s", id)
+	}
+	return jobArgs{TaskID: t.ID, TaskType: t.TaskType}, nil
+}
+
+// submitErr classifies a failure to submit: a storage failure is the
+// server's, never the client's conflict.
+func submitErr(op string, err error) error {
+	if problem.Is(err, problem.KindUnavailable) || problem.Is(err, problem.KindDatabase) {
+		return err
+	}
+	return problem.Wrap(problem.KindConflict, op, err, "%s", err.Error())
 }
 
 // ValidateOrphans disables every "python" task whose function is not in
@@ -406,6 +455,7 @@ func (m *Manager) ValidateOrphans(ctx context.Context, reg *registry.Registry) (
 	}
 	err := m.db.WithContext(ctx).Model(&Task{}).Where("id IN ? AND enabled = ?", ids, true).
 		Updates(map[string]any{"enabled": false, "updated_at": wire.Now()}).Error
+	m.cache.clear()
 	if err != nil {
 		return 0, dbErr(op, err)
 	}

@@ -527,6 +527,18 @@ func (f *fakeJobs) Submit(_ context.Context, kind string, args any) (string, err
 	return "01K72P5N5KCRM6MD3BRE4PJ0B0", nil
 }
 
+func (f *fakeJobs) SubmitMany(ctx context.Context, kind string, args []any) ([]string, error) {
+	ids := make([]string, len(args))
+	for i, a := range args {
+		id, err := f.Submit(ctx, kind, a)
+		if err != nil {
+			return nil, err
+		}
+		ids[i] = id
+	}
+	return ids, nil
+}
+
 func TestExecuteChecks(t *testing.T) {
 	db := dbtest.Open(t, &Task{}, &artifact.Artifact{})
 	arts := artifact.NewManager(db, nil)

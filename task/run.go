@@ -75,6 +75,27 @@ type artifactResult struct {
 	retry *job.Job
 }
 
+// Batcher lets the scheduler store the artifacts of jobs completing
+// together with one statement; a result carrying the next attempt is
+// stored alone.
+func (r artifactResult) Batcher() job.Batcher {
+	if r.retry != nil {
+		return nil
+	}
+	return artifactBatch{r.store}
+}
+
+// artifactBatch stores the artifacts of several executions at once.
+type artifactBatch struct{ store artifactInserter }
+
+func (b artifactBatch) CommitJobs(tx *gorm.DB, results []job.BatchCommitter, ids []string) error {
+	data := make([]json.RawMessage, len(results))
+	for i, r := range results {
+		data[i] = r.(artifactResult).data
+	}
+	return b.store.InsertMany(tx, ids, data)
+}
+
 func (r artifactResult) CommitJob(tx *gorm.DB) (string, error) {
 	id, err := r.store.Insert(tx, r.data)
 	if err != nil || r.retry == nil {
@@ -94,7 +115,7 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	if err := json.Unmarshal(run.Job.Args, &args); err != nil {
 		return nil, fmt.Errorf("decode task job arguments: %w", err)
 	}
-	t, err := m.find(ctx, args.TaskID)
+	t, err := m.current(ctx, args.TaskID)
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +159,12 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 }
 
 func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout time.Duration) (*ShellResult, error) {
+	pg := &groupRecorder{run: run, ctx: ctx}
+	defer pg.stop()
 	opts := shell.Options{
 		MaxOutput:  m.cfg.MaxOutput,
 		Timeout:    timeout,
-		OnStart:    func(pgid int) error { return run.SetProcessGroup(ctx, pgid) },
+		OnStart:    pg.start,
 		Env:        m.cfg.shellEnv(),
 		Dir:        m.cfg.WorkDir,
 		JobID:      run.Job.ID,
@@ -189,6 +212,46 @@ func (m *Manager) runShell(ctx context.Context, run *job.Run, t *Task, timeout t
 		CPUSystemSeconds: res.Usage.CPUSystem.Seconds(),
 		MaxRSSBytes:      res.Usage.MaxRSS,
 	}, nil
+}
+
+// processGroupDelay is how long a shell command runs before its process
+// group is written to the job's row.
+//
+// The group is there for one case: the service dies while the command
+// runs, and the node that rescues the job kills what the command left.
+// Writing it costs a transaction of its own, as much as the rest of a
+// short command's execution, so it is written only once the command has
+// run this long. A crash within the first moments of a command leaves no
+// group in the row; the rescue then still kills, on the same host, the
+// job's cgroup and every process carrying the job's marker
+// (shell.KillLeftovers), and misses only processes that left both, which
+// a command must have done within that short time.
+const processGroupDelay = 500 * time.Millisecond
+
+// groupRecorder writes a shell job's process group once the command has
+// run for processGroupDelay.
+type groupRecorder struct {
+	run   *job.Run
+	ctx   context.Context
+	timer *time.Timer
+	done  chan struct{} // closed when a started write has ended
+}
+
+func (g *groupRecorder) start(pgid int) error {
+	g.done = make(chan struct{})
+	g.timer = time.AfterFunc(processGroupDelay, func() {
+		defer close(g.done)
+		// A failed write only weakens crash recovery; the command runs on.
+		_ = g.run.SetProcessGroup(g.ctx, pgid)
+	})
+	return nil
+}
+
+// stop cancels the write, or waits for it when it has begun.
+func (g *groupRecorder) stop() {
+	if g.timer != nil && !g.timer.Stop() {
+		<-g.done
+	}
 }
 
 // runFunction calls the task's registered function. The call runs in its
