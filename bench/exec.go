@@ -116,13 +116,17 @@ func newExecApp(ctx context.Context, spec Spec, shell bool) (*execApp, error) {
 		e.base = "http://" + ln.Addr().String()
 		// Keep-alive with an idle connection for every caller, so each
 		// execution reuses one; dials counts the connections opened, which
-		// shows whether that held.
+		// shows whether that held. The time limit is the transport's wait
+		// for the answer: a Client.Timeout would start a goroutine and a
+		// timer for every request, which is the client's cost, not the
+		// server's.
 		var d net.Dialer
 		e.client = &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256,
+			ResponseHeaderTimeout: 30 * time.Second,
 			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 				e.dials.Add(1)
 				return d.DialContext(ctx, network, addr)
-			}}, Timeout: 30 * time.Second}
+			}}}
 	}
 	return e, nil
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/chapkit-go/chapkit"
 	"github.com/chapkit-go/chapkit/internal/testkit/apptest"
@@ -20,18 +24,22 @@ import (
 // benchExecApp starts the service the execution benchmarks drive: a
 // SQLite file, artifacts, jobs at concurrency 8 and one no-op function
 // task. It returns the app and the task's id.
-func benchExecApp(b *testing.B) (*chapkit.App, string) {
+func benchExecApp(b *testing.B, mods ...func(*chapkit.ServiceBuilder) *chapkit.ServiceBuilder) (*chapkit.App, string) {
 	b.Helper()
 	reg := registry.New()
 	type none struct{}
 	if err := registry.Register(reg, "noop", func(context.Context, none) (int, error) { return 0, nil }); err != nil {
 		b.Fatal(err)
 	}
-	app := apptest.Start(b, chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "bench"}).
+	bld := chapkit.NewServiceBuilder(chapkit.ServiceInfo{DisplayName: "bench"}).
 		WithDatabase(filepath.Join(b.TempDir(), "bench.db")).
 		WithArtifacts(testHierarchy).
 		WithJobs(chapkit.JobsConfig{MaxConcurrency: 8, DrainTimeout: 5 * time.Second}).
-		WithTasks(reg))
+		WithTasks(reg)
+	for _, m := range mods {
+		bld = m(bld)
+	}
+	app := apptest.Start(b, bld)
 	t, err := app.Tasks().Create(b.Context(), task.In{Command: "noop", TaskType: task.TypePython, Enabled: true})
 	if err != nil {
 		b.Fatal(err)
@@ -69,6 +77,38 @@ func BenchmarkExecute(b *testing.B) {
 		app, taskID := benchExecApp(b)
 		run(b, func(ctx context.Context) (string, error) { return app.Tasks().Execute(ctx, taskID) }, app)
 	})
+	// handler calls the Echo app in process, without a connection: what
+	// the routing, middleware and handler add to Execute; "ops" adds
+	// metrics, request logging (to a logger that drops every record) and
+	// an API key.
+	handler := func(b *testing.B, key string, mods ...func(*chapkit.ServiceBuilder) *chapkit.ServiceBuilder) {
+		app, taskID := benchExecApp(b, mods...)
+		h := app.Handler()
+		target := "/api/v1/tasks/" + taskID + "/$execute"
+		run(b, func(ctx context.Context) (string, error) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequestWithContext(ctx, http.MethodPost, target, nil)
+			if key != "" {
+				req.Header.Set("X-API-Key", key)
+			}
+			h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusAccepted {
+				return "", &statusError{rec.Code}
+			}
+			var body struct {
+				JobID string `json:"job_id"`
+			}
+			err := json.Unmarshal(rec.Body.Bytes(), &body)
+			return body.JobID, err
+		}, app)
+	}
+	b.Run("handler", func(b *testing.B) { handler(b, "") })
+	b.Run("handler-ops", func(b *testing.B) {
+		handler(b, "bench-key", func(bld *chapkit.ServiceBuilder) *chapkit.ServiceBuilder {
+			return bld.WithMonitoring().WithLogging().WithLogger(slog.New(slog.DiscardHandler)).
+				WithAuth(chapkit.AuthConfig{APIKeys: []string{"bench-key"}})
+		})
+	})
 	b.Run("http", func(b *testing.B) {
 		app, taskID := benchExecApp(b)
 		srv := serve(b, app.Handler())
@@ -101,3 +141,41 @@ func BenchmarkExecute(b *testing.B) {
 type statusError struct{ code int }
 
 func (e *statusError) Error() string { return "$execute: status " + http.StatusText(e.code) }
+
+// TestExecuteResponseBytes pins the 202 of $execute byte for byte over a
+// real connection: the compact body, its content type and the absolute
+// Location of the job, built from the request's scheme and host.
+func TestExecuteResponseBytes(t *testing.T) {
+	t.Parallel()
+	app := newApp(t)
+	srv := serve(t, app.Handler())
+	taskID := shellTask(t, app.Handler(), "true")
+	resp, err := srv.Client().Post(srv.URL+"/api/v1/tasks/"+taskID+"/$execute", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body struct {
+		JobID string `json:"job_id"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil || len(body.JobID) != 26 {
+		t.Fatalf("body %q: job_id %q, %v", raw, body.JobID, err)
+	}
+	type answer struct {
+		Status                      int
+		ContentType, Location, Body string
+	}
+	got := answer{resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Location"), string(raw)}
+	want := answer{http.StatusAccepted, ctJSON, srv.URL + "/api/v1/jobs/" + body.JobID,
+		`{"job_id":"` + body.JobID + `","message":"Task submitted for execution. Job ID: ` + body.JobID + `"}`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("$execute answer (-want +got):\n%s", diff)
+	}
+	if _, err := app.Scheduler().Wait(t.Context(), body.JobID); err != nil {
+		t.Fatal(err)
+	}
+}
