@@ -216,13 +216,18 @@ func execLoopRun(ctx context.Context, spec Spec) (map[string]float64, error) {
 	}, nil
 }
 
-// httpSlices is how many slices of each path the "http" cell alternates.
-const httpSlices = 4
+// httpSlice is the length of one slice of the "http" cell: short enough
+// that both paths see the same load on a shared machine, whose load here
+// swings several-fold within seconds, and long enough to hold dozens of
+// executions, so the few in flight at a slice's end weigh little. A
+// window shorter than four slices is cut into four.
+const httpSlice = 125 * time.Millisecond
 
 // httpBesideGo is the "http" cell of w5: the closed loop with $execute
 // over loopback HTTP and the same loop through the Go API, on one service
 // and one database in one process, in alternating slices (HTTP then Go,
-// then Go then HTTP, and so on) that each take a quarter of the window.
+// then Go then HTTP, and so on) of about httpSlice each, the window for
+// each path.
 // Both paths wait with Scheduler().Wait, so they differ only in how the
 // execution is submitted; and both see the same machine load and the
 // same database size, which separate cells run at other times do not.
@@ -230,7 +235,9 @@ const httpSlices = 4
 // http_go_ratio their ratio over the whole window.
 func (e *execApp) httpBesideGo(ctx context.Context, spec Spec) (map[string]float64, error) {
 	c := max(spec.Concurrency, 1)
-	slice := time.Duration(spec.Seconds * float64(time.Second) / httpSlices)
+	window := time.Duration(spec.Seconds * float64(time.Second))
+	slices := max(int(window/httpSlice), 4)
+	slice := window / time.Duration(slices)
 	type path struct {
 		viaGo   bool
 		done    int
@@ -245,7 +252,7 @@ func (e *execApp) httpBesideGo(ctx context.Context, spec Spec) (map[string]float
 		}
 	}
 	dials0 := e.dials.Load()
-	for i := range 2 * httpSlices {
+	for i := range 2 * slices {
 		p := h
 		if (i%2 == 1) != (i/2%2 == 1) {
 			p = g
