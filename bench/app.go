@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -174,14 +175,20 @@ func execute(ctx context.Context, client *http.Client, base, taskID string) (str
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	// Read the body to its end, so the connection goes back to the idle
+	// pool for the next request instead of being closed.
+	raw, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return "", err
+	}
 	if resp.StatusCode != http.StatusAccepted {
 		return "", fmt.Errorf("$execute: status %d", resp.StatusCode)
 	}
 	var body struct {
 		JobID string `json:"job_id"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := json.Unmarshal(raw, &body); err != nil {
 		return "", err
 	}
 	return body.JobID, nil

@@ -80,6 +80,10 @@ type execApp struct {
 	srv    *http.Server
 	client *http.Client
 	base   string
+	dials  atomic.Int64 // connections the HTTP client opened
+	// viaGo makes submit use the Go API even when the HTTP server runs,
+	// for the same-run reference of the "http" cell.
+	viaGo bool
 }
 
 func newExecApp(ctx context.Context, spec Spec, shell bool) (*execApp, error) {
@@ -110,7 +114,19 @@ func newExecApp(ctx context.Context, spec Spec, shell bool) (*execApp, error) {
 		e.srv = &http.Server{Handler: app.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = e.srv.Serve(ln) }()
 		e.base = "http://" + ln.Addr().String()
-		e.client = &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+		// Keep-alive with an idle connection for every caller, so each
+		// execution reuses one; dials counts the connections opened, which
+		// shows whether that held. The time limit is the transport's wait
+		// for the answer: a Client.Timeout would start a goroutine and a
+		// timer for every request, which is the client's cost, not the
+		// server's.
+		var d net.Dialer
+		e.client = &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256,
+			ResponseHeaderTimeout: 30 * time.Second,
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				e.dials.Add(1)
+				return d.DialContext(ctx, network, addr)
+			}}}
 	}
 	return e, nil
 }
@@ -118,7 +134,7 @@ func newExecApp(ctx context.Context, spec Spec, shell bool) (*execApp, error) {
 // submit starts one execution: Tasks().Execute, or POST $execute over
 // HTTP for configuration "http". It returns the job id.
 func (e *execApp) submit(ctx context.Context) (string, error) {
-	if e.srv != nil {
+	if e.srv != nil && !e.viaGo {
 		return execute(ctx, e.client, e.base, e.taskID)
 	}
 	return e.app.Tasks().Execute(ctx, e.taskID)
@@ -178,6 +194,9 @@ func execLoopRun(ctx context.Context, spec Spec) (map[string]float64, error) {
 		return nil, err
 	}
 	defer e.close(ctx)
+	if spec.Config == cfgHTTP {
+		return e.httpBesideGo(ctx, spec)
+	}
 	c := max(spec.Concurrency, 1)
 	if _, _, err := closedLoop(ctx, c, c, 0, e.one); err != nil {
 		return nil, fmt.Errorf("warm-up: %w", err)
@@ -194,6 +213,72 @@ func execLoopRun(ctx context.Context, spec Spec) (map[string]float64, error) {
 		"cpu_s_per_1k_jobs": cpu / float64(max(done, 1)) * 1000,
 		"peak_rss_mb":       peakRSSMB(),
 		"without_artifact":  e.withoutArtifact(ctx),
+	}, nil
+}
+
+// httpSlice is the length of one slice of the "http" cell: short enough
+// that both paths see the same load on a shared machine, whose load here
+// swings several-fold within seconds, and long enough to hold dozens of
+// executions, so the few in flight at a slice's end weigh little. A
+// window shorter than four slices is cut into four.
+const httpSlice = 125 * time.Millisecond
+
+// httpBesideGo is the "http" cell of w5: the closed loop with $execute
+// over loopback HTTP and the same loop through the Go API, on one service
+// and one database in one process, in alternating slices (HTTP then Go,
+// then Go then HTTP, and so on) of about httpSlice each, the window for
+// each path.
+// Both paths wait with Scheduler().Wait, so they differ only in how the
+// execution is submitted; and both see the same machine load and the
+// same database size, which separate cells run at other times do not.
+// jobs_per_s is the HTTP rate, go_jobs_per_s the Go API rate, and
+// http_go_ratio their ratio over the whole window.
+func (e *execApp) httpBesideGo(ctx context.Context, spec Spec) (map[string]float64, error) {
+	c := max(spec.Concurrency, 1)
+	window := time.Duration(spec.Seconds * float64(time.Second))
+	slices := max(int(window/httpSlice), 4)
+	slice := window / time.Duration(slices)
+	type path struct {
+		viaGo   bool
+		done    int
+		elapsed time.Duration
+		cpu     float64
+	}
+	h, g := &path{}, &path{viaGo: true}
+	for _, p := range []*path{h, g} { // warm both paths, uncounted
+		e.viaGo = p.viaGo
+		if _, _, err := closedLoop(ctx, c, c, 0, e.one); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	dials0 := e.dials.Load()
+	for i := range 2 * slices {
+		p := h
+		if (i%2 == 1) != (i/2%2 == 1) {
+			p = g
+		}
+		e.viaGo = p.viaGo
+		cpu0 := cpuSeconds()
+		done, el, err := closedLoop(ctx, c, 0, slice, e.one)
+		if err != nil {
+			return nil, err
+		}
+		p.cpu += cpuSeconds() - cpu0
+		p.done += done
+		p.elapsed += el
+	}
+	rate := func(p *path) float64 { return float64(p.done) / p.elapsed.Seconds() }
+	return map[string]float64{
+		"jobs_per_s":           rate(h),
+		"go_jobs_per_s":        rate(g),
+		"http_go_ratio":        rate(h) / rate(g),
+		"done":                 float64(h.done),
+		"go_done":              float64(g.done),
+		"cpu_s_per_1k_jobs":    h.cpu / float64(max(h.done, 1)) * 1000,
+		"go_cpu_s_per_1k_jobs": g.cpu / float64(max(g.done, 1)) * 1000,
+		"conns_dialed":         float64(e.dials.Load() - dials0),
+		"peak_rss_mb":          peakRSSMB(),
+		"without_artifact":     e.withoutArtifact(ctx),
 	}, nil
 }
 
