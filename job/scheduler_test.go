@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -512,52 +511,5 @@ func TestBatchedCompletions(t *testing.T) {
 	b.db.Table("markers").Count(&total)
 	if total != int64(completed) {
 		t.Errorf("%d marker rows for %d completed jobs", total, completed)
-	}
-}
-
-// TestMaxConcurrencyHoldsWithDirectStarts: submissions that start their
-// job at once (a free slot, nothing pending) and claims of the fetch loop
-// compete for the same slots; together they never run more handlers
-// than MaxConcurrency.
-func TestMaxConcurrencyHoldsWithDirectStarts(t *testing.T) {
-	var now, most atomic.Int32
-	b := setup(t, Config{MaxConcurrency: 2}, map[string]Handler{
-		"count": func(ctx context.Context, r *Run) (any, error) {
-			n := now.Add(1)
-			for {
-				m := most.Load()
-				if n <= m || most.CompareAndSwap(m, n) {
-					break
-				}
-			}
-			runtime.Gosched()
-			now.Add(-1)
-			return nil, nil
-		},
-	})
-	const submitters, each = 8, 40
-	ids := make(chan string, submitters*each)
-	var wg sync.WaitGroup
-	for range submitters {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range each {
-				id, err := b.s.Submit(t.Context(), "count", nil)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				ids <- id
-			}
-		}()
-	}
-	wg.Wait()
-	close(ids)
-	for id := range ids {
-		wait(t, b.s, id)
-	}
-	if m := most.Load(); m > 2 {
-		t.Fatalf("%d handlers ran at once, MaxConcurrency is 2", m)
 	}
 }
