@@ -435,7 +435,7 @@ func (s *Scheduler) submit(ctx context.Context, op, kind string, raws []json.Raw
 	for _, j := range started {
 		entries = append(entries, s.enter(j))
 	}
-	s.wg.Add(-(direct - len(started)))
+	release := direct - len(started)
 	s.mu.Unlock()
 	if len(back) > 0 {
 		s.unclaim(back)
@@ -443,6 +443,16 @@ func (s *Scheduler) submit(ctx context.Context, op, kind string, raws []json.Raw
 		s.pendingEst += len(back)
 		s.mu.Unlock()
 	}
+	if err != nil && direct > 0 && !errors.Is(err, errWriterStopped) {
+		// The commit may have landed although it reported an error (a
+		// connection lost during COMMIT): a row left running here with
+		// no handler would never end, so give such rows back.
+		s.unclaim(jobs[:direct])
+	}
+	// The slots are released only after the jobs went back, so that a
+	// Stop waiting for them cannot return (and the database close)
+	// before they are pending again.
+	s.wg.Add(-release)
 	if errors.Is(err, errWriterStopped) {
 		return nil, ErrDraining
 	}
@@ -637,7 +647,8 @@ func (s *Scheduler) unclaim(jobs []*Job) {
 	if err != nil {
 		s.log.Error("return claimed jobs", "count", len(ids), "error", err)
 	}
-	s.notify(context.Background(), opInserted)
+	// The ids let other nodes' subscribers see the jobs pending again.
+	s.notify(context.Background(), opInserted, ids...)
 }
 
 func (s *Scheduler) work(e *runEntry) {

@@ -261,6 +261,15 @@ func TestBatchCommitterFallsBackPerJob(t *testing.T) {
 	if total != int64(completed)+1 {
 		t.Errorf("%d marker rows, want %d (one per completed job, plus the one taken before)", total, completed+1)
 	}
+	// Every completion above may have shared the bad row's transaction
+	// and fallen back; a good job on its own takes the batched path.
+	last, err := b.s.Submit(t.Context(), "mark", "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := wait(t, b.s, last); j.Status != StatusCompleted || j.ArtifactID == nil {
+		t.Errorf("last job = %s, artifact %v; want completed with one", j.Status, j.ArtifactID)
+	}
 	mb.mu.Lock()
 	if mb.calls == 0 {
 		t.Error("no batch of results was written with one CommitJobs call")

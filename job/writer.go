@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
@@ -252,7 +253,10 @@ func (s *Scheduler) flushCompletions(ctx context.Context, tx *gorm.DB, batch []*
 		var artifactID *string
 		switch r := op.result.(type) {
 		case BatchCommitter:
-			if r.Batcher() == nil {
+			// A batcher that cannot key a map (its documented duty)
+			// has its result committed alone rather than panic the
+			// writer.
+			if b := r.Batcher(); b == nil || !reflect.TypeOf(b).Comparable() {
 				alone = append(alone, i)
 				continue
 			}
