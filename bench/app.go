@@ -142,18 +142,7 @@ func httpSSE(ctx context.Context, spec Spec) (map[string]float64, error) {
 	_ = srv.Shutdown(shutCtx)
 	_ = app.Shutdown(shutCtx)
 
-	var hl, fl, tl latencies
-	for i := range total {
-		if httpLat[i] > 0 {
-			hl = append(hl, httpLat[i])
-		}
-		if firstLat[i] > 0 {
-			fl = append(fl, firstLat[i])
-		}
-		if termLat[i] > 0 {
-			tl = append(tl, termLat[i])
-		}
-	}
+	hl, fl, tl := recorded(httpLat[:total]), recorded(firstLat[:total]), recorded(termLat[:total])
 	m := map[string]float64{
 		"target_rate":    spec.Rate,
 		"submitted_rate": float64(submitted) / wall.Seconds(),

@@ -337,15 +337,7 @@ func execLatency(ctx context.Context, spec Spec) (map[string]float64, error) {
 	})
 	wall := time.Since(t0)
 	waiters.Wait()
-	var sl, dl latencies
-	for i := range total {
-		if submitLat[i] > 0 {
-			sl = append(sl, submitLat[i])
-		}
-		if doneLat[i] > 0 {
-			dl = append(dl, doneLat[i])
-		}
-	}
+	sl, dl := recorded(submitLat[:total]), recorded(doneLat[:total])
 	m := map[string]float64{
 		"target_rate":    spec.Rate,
 		"submitted_rate": float64(submitted) / wall.Seconds(),

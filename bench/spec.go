@@ -73,6 +73,18 @@ type payload struct {
 // latencies collects durations and reports percentiles in milliseconds.
 type latencies []time.Duration
 
+// recorded returns the latencies of the jobs that have one (a zero entry
+// is a job never observed).
+func recorded(ds []time.Duration) latencies {
+	var l latencies
+	for _, d := range ds {
+		if d > 0 {
+			l = append(l, d)
+		}
+	}
+	return l
+}
+
 func (l latencies) pct(p float64) float64 {
 	if len(l) == 0 {
 		return math.NaN()

@@ -253,15 +253,7 @@ func steady(ctx context.Context, spec Spec) (map[string]float64, error) {
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	_ = q.stop(stopCtx)
-	var sl, dl latencies
-	for i := range total {
-		if doneLat[i] > 0 {
-			dl = append(dl, doneLat[i])
-		}
-		if startLat[i] > 0 {
-			sl = append(sl, startLat[i])
-		}
-	}
+	sl, dl := recorded(startLat[:total]), recorded(doneLat[:total])
 	m := map[string]float64{
 		"target_rate":    spec.Rate,
 		"submitted_rate": float64(submitted) / wall.Seconds(),
