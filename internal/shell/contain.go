@@ -310,6 +310,11 @@ func hasEntry(environ, entry []byte) bool {
 func killMarked(jobID string, skip int) error {
 	deadline := time.Now().Add(killWithin)
 	killed := map[int]bool{}
+	// A process in the middle of exec shows an empty environment for an
+	// instant (its old address space is gone, the scan read that one) and
+	// one scan can miss it, so "nothing left" needs two scans a moment
+	// apart that found nothing. Only the subreaper mechanism pays this.
+	clean := 0
 	for {
 		procs := markedProcesses(jobID)
 		for pid := range procs {
@@ -320,8 +325,13 @@ func killMarked(jobID string, skip int) error {
 		}
 		reapAdopted(killed)
 		if len(procs) == 0 && len(killed) == 0 {
-			return nil
+			if clean++; clean == 2 {
+				return nil
+			}
+			time.Sleep(time.Millisecond) // past a short exec
+			continue
 		}
+		clean = 0
 		if time.Now().After(deadline) {
 			return fmt.Errorf("processes of job %s still alive after %v", jobID, killWithin)
 		}
