@@ -23,10 +23,30 @@ func (d detachedDriver) Open(dsn string) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &detachedConn{c.(*sqlite3.SQLiteConn)}, nil
+	conn := &detachedConn{SQLiteConn: c.(*sqlite3.SQLiteConn)}
+	if walTarget(dsn) && backgroundCheckpoints {
+		if conn.cp, err = startCheckpointer(d.d, dsn, conn.SQLiteConn); err != nil {
+			_ = conn.SQLiteConn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
 }
 
-type detachedConn struct{ *sqlite3.SQLiteConn }
+type detachedConn struct {
+	*sqlite3.SQLiteConn
+	cp *checkpointer // nil unless the file is in WAL mode
+}
+
+// Close stops the connection's checkpointer first, so that the main
+// connection, when it is the last one, is the one that copies the log
+// back and removes it.
+func (c *detachedConn) Close() error {
+	if c.cp != nil {
+		c.cp.close()
+	}
+	return c.SQLiteConn.Close()
+}
 
 func (c *detachedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	return c.SQLiteConn.ExecContext(context.WithoutCancel(ctx), query, args)

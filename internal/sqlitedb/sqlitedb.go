@@ -1,8 +1,8 @@
 // Package sqlitedb opens SQLite databases the way every chapkit service
 // needs them: the same pragmas on every connection (foreign keys on, a
 // busy timeout, the synchronous level, memory temp store, a 64 MB cache),
-// WAL for files, and one connection so writers never meet "database is
-// locked".
+// WAL for files with checkpoints run beside the commits, and one connection
+// so writers never meet "database is locked".
 package sqlitedb
 
 import (
