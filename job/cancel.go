@@ -174,10 +174,15 @@ func (s *Scheduler) Wait(ctx context.Context, id string) (*Job, error) {
 // sooner). Jobs still running then are cancelled with ErrShutdown, what
 // they started is killed, and they are recorded as interrupted (or pending
 // again under Config.RetryInterrupted). The node then gives up leadership
-// and removes its row. Stop is idempotent and a no-op before Start; it
-// returns ctx's error when ctx ended before the drain did.
+// and removes its row. Stop is idempotent; before Start it only closes the
+// scheduler (Submit answers ErrDraining, Start fails), leaving the jobs
+// submitted so far pending. It returns ctx's error when ctx ended before
+// the drain did.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	s.mu.Lock()
+	if s.st == stateNew {
+		s.st = stateStopped
+	}
 	if s.st != stateStarted {
 		s.mu.Unlock()
 		return nil
