@@ -58,3 +58,55 @@ func TestJobStoredBehindTheSchedulerRunsAfterDrain(t *testing.T) {
 		t.Errorf("job stored behind the scheduler: status %s, want completed", got.Status)
 	}
 }
+
+// TestCompleteJobsCompareAndSet completes small and large batches (row
+// by row and with one joined statement on SQLite): only rows still running
+// on this node in the same attempt change, and exactly those are reported.
+func TestCompleteJobsCompareAndSet(t *testing.T) {
+	b := setup(t, Config{}, map[string]Handler{"noop": func(ctx context.Context, r *Run) (any, error) { return nil, nil }})
+	ctx := t.Context()
+	node, other := b.s.NodeID(), wire.NewID()
+	for _, n := range []int{3, maxRowByRow + 4} {
+		now := wire.Now()
+		jobs := make([]*Job, n)
+		for i := range jobs {
+			jobs[i] = &Job{ID: wire.NewID(), Kind: "elsewhere", Status: StatusRunning, SubmittedAt: now, StartedAt: &now, Node: &node, Attempt: 1}
+		}
+		jobs[0].Status, jobs[0].StartedAt, jobs[0].Node = StatusCanceled, nil, nil // cancelled meanwhile
+		jobs[1].Node = &other                                                      // rescued by another node
+		jobs[2].Attempt = 2                                                        // a later attempt
+		if err := b.s.insertJobs(ctx, poolOf(b.db), jobs); err != nil {
+			t.Fatal(err)
+		}
+		rows := make([]completion, n)
+		want := map[string]bool{}
+		for i, j := range jobs {
+			art := wire.NewID()
+			rows[i] = completion{id: j.ID, attempt: 1, at: now, artifact: &art}
+			if i > 2 {
+				want[j.ID] = true
+			}
+		}
+		got, err := b.s.completeJobs(ctx, poolOf(b.db), rows)
+		if err != nil {
+			t.Fatalf("%d rows: %v", n, err)
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%d rows: completed ids (-want +got):\n%s", n, diff)
+		}
+		for i, j := range jobs {
+			stored, err := b.s.Get(ctx, j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus := j.Status
+			var wantArt *string
+			if i > 2 {
+				wantStatus, wantArt = StatusCompleted, rows[i].artifact
+			}
+			if stored.Status != wantStatus || !cmp.Equal(stored.ArtifactID, wantArt) {
+				t.Errorf("%d rows: job %d stored %s with artifact %v, want %s with %v", n, i, stored.Status, stored.ArtifactID, wantStatus, wantArt)
+			}
+		}
+	}
+}
