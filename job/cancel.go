@@ -150,11 +150,20 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 func (s *Scheduler) Wait(ctx context.Context, id string) (*Job, error) {
 	events, unsubscribe := s.Subscribe(id)
 	defer unsubscribe()
-	j, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	// A job running on this node whose end was not published yet needs no
+	// read: its end reaches the subscription made above.
+	s.mu.Lock()
+	e := s.running[id]
+	here := e != nil && !e.ended
+	s.mu.Unlock()
+	var j *Job
+	if !here {
+		var err error
+		if j, err = s.Get(ctx, id); err != nil {
+			return nil, err
+		}
 	}
-	for !j.Status.Terminal() {
+	for j == nil || !j.Status.Terminal() {
 		select {
 		case ev := <-events:
 			if ev.Deleted {

@@ -44,6 +44,9 @@ type runEntry struct {
 	// it is recorded when the fence lifts.
 	released, abandoned, fenced bool
 	watched                     bool // an abandon watcher runs (s.mu)
+	// ended is set (s.mu) when a terminal state or the deletion of the
+	// job was published: from then on a waiter must read the job.
+	ended bool
 	// detached is set by Run.Detach: a call still running after the
 	// handler returned.
 	detached <-chan struct{}
@@ -104,6 +107,14 @@ type Scheduler struct {
 	loopCtx    context.Context
 	loopCancel context.CancelFunc
 	wake       chan struct{}
+	// pokes counts the wake-ups that may bring pending work (every poke
+	// but a released slot's); drained holds its value when a claim that
+	// began after it found fewer jobs than it asked for. While the two are
+	// equal, nothing is known to wait, so a released slot claims nothing
+	// and the next claim waits for a poke or the poll interval: on SQLite
+	// even an empty claim takes the write lock.
+	pokes   atomic.Uint64
+	drained atomic.Uint64
 
 	leader atomic.Bool
 	// born is a monotonic reference; beatSent is when (since born) the
@@ -318,8 +329,15 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	return nil
 }
 
-// poke wakes the fetch loop without blocking.
+// poke wakes the fetch loop without blocking, to claim what may be
+// pending.
 func (s *Scheduler) poke() {
+	s.pokes.Add(1)
+	s.wakeLoop()
+}
+
+// wakeLoop wakes the fetch loop without blocking.
+func (s *Scheduler) wakeLoop() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -613,6 +631,7 @@ func (s *Scheduler) fetchLoop() {
 		case <-s.wake:
 		case <-tick.C:
 			s.poll(s.loopCtx)
+			s.pokes.Add(1) // other processes may have stored jobs
 		}
 		s.fill(s.loopCtx)
 	}
@@ -638,7 +657,14 @@ func (s *Scheduler) fill(ctx context.Context) {
 		if n == 0 {
 			return
 		}
+		gen := s.pokes.Load()
+		if s.drained.Load() == gen {
+			return // the last claim found the queue empty, and nothing came since
+		}
 		jobs, err := s.claim(ctx, n)
+		if err == nil && len(jobs) < n {
+			s.drained.Store(gen)
+		}
 		if err != nil || len(jobs) == 0 {
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("claim jobs", "error", err)
@@ -740,6 +766,7 @@ func (s *Scheduler) unclaim(jobs []*Job) {
 	}
 	// The ids let other nodes' subscribers see the jobs pending again.
 	s.notify(context.Background(), opInserted, ids...)
+	s.pokes.Add(1) // pending again: the next free slot claims them
 }
 
 func (s *Scheduler) work(e *runEntry) {
@@ -791,7 +818,9 @@ func (s *Scheduler) releaseLocked(e *runEntry) {
 		delete(s.running, e.job.ID)
 	}
 	s.wg.Done()
-	s.poke()
+	if s.drained.Load() != s.pokes.Load() {
+		s.wakeLoop() // a slot came free for what may be pending
+	}
 }
 
 // linger keeps e's slot while a call it gave up on still runs, for at most
