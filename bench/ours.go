@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -11,7 +12,6 @@ import (
 	"github.com/chapkit-go/chapkit/artifact"
 	"github.com/chapkit-go/chapkit/internal/pgdb"
 	"github.com/chapkit-go/chapkit/internal/sqlitedb"
-	"github.com/chapkit-go/chapkit/internal/wire"
 	"github.com/chapkit-go/chapkit/job"
 )
 
@@ -58,8 +58,12 @@ func newOursQueue(ctx context.Context, spec Spec, h hooks) (*oursQueue, error) {
 		q.artifacts = artifact.NewManager(db, &artifact.Hierarchy{Name: "bench", LevelLabels: map[int]string{0: "execution"}})
 	}
 	// The scheduler exists (unstarted) before the backlog is written, so
-	// insertBulk can hand the backlog to it.
+	// insertBulk can submit the backlog to it. A backlog larger than the
+	// default bound of pending jobs raises the bound to fit it.
 	cfg := job.Config{MaxConcurrency: spec.Concurrency, Observer: observer{h.onDone}, Logger: slog.New(slog.DiscardHandler)}
+	if spec.Jobs > job.DefaultMaxPending {
+		cfg.MaxPending = spec.Jobs
+	}
 	if spec.Engine == enginePG {
 		cfg.Listener = pgdb.NewListener(spec.DB, slog.New(slog.DiscardHandler))
 	}
@@ -98,24 +102,26 @@ type committedArtifact struct {
 
 func (c committedArtifact) CommitJob(tx *gorm.DB) (string, error) { return c.m.Insert(tx, c.data) }
 
-// insertBulk writes pending rows as Submit stores them; Start's recovery
-// then queues them in submission order. The scheduler has no bulk-insert
-// API, and Submit dispatches at once, so this is how a backlog is built.
-// It is the one place where ours' W1 (and W4 three-node) backlog is made:
-// a bulk submission API replaces the body of this function (q.sched is
-// built, not started, when it runs).
+// bulkBatch is how many jobs one SubmitMany call of the backlog stores,
+// as River's InsertManyFast batches are in this harness.
+const bulkBatch = 1000
+
+// insertBulk submits the backlog of ours' W1 (and W4 three-node) with
+// SubmitMany, bulkBatch jobs per call (one transaction each). q.sched is
+// built but not started when it runs, so every job is stored pending;
+// Start then runs them in submission order.
 func (q *oursQueue) insertBulk(ctx context.Context, ps []payload) error {
-	rows := make([]job.Job, len(ps))
-	base := time.Now()
-	for i, p := range ps {
-		raw, err := json.Marshal(p)
-		if err != nil {
+	args := make([]any, 0, min(len(ps), bulkBatch))
+	for batch := range slices.Chunk(ps, bulkBatch) {
+		args = args[:0]
+		for _, p := range batch {
+			args = append(args, p)
+		}
+		if _, err := q.sched.SubmitMany(ctx, benchKind, args); err != nil {
 			return err
 		}
-		rows[i] = job.Job{ID: wire.NewID(), Kind: benchKind, Args: raw, Status: job.StatusPending,
-			SubmittedAt: base.Add(time.Duration(i) * time.Microsecond).UTC(), Attempt: 1}
 	}
-	return q.db.WithContext(ctx).CreateInBatches(rows, 500).Error
+	return nil
 }
 
 type observer struct{ onDone func(payload) }

@@ -150,11 +150,20 @@ func (s *Scheduler) remove(ctx context.Context, id string) error {
 func (s *Scheduler) Wait(ctx context.Context, id string) (*Job, error) {
 	events, unsubscribe := s.Subscribe(id)
 	defer unsubscribe()
-	j, err := s.Get(ctx, id)
-	if err != nil {
-		return nil, err
+	// A job running on this node whose end was not published yet needs no
+	// read: its end reaches the subscription made above.
+	s.mu.Lock()
+	e := s.running[id]
+	here := e != nil && !e.ended
+	s.mu.Unlock()
+	var j *Job
+	if !here {
+		var err error
+		if j, err = s.Get(ctx, id); err != nil {
+			return nil, err
+		}
 	}
-	for !j.Status.Terminal() {
+	for j == nil || !j.Status.Terminal() {
 		select {
 		case ev := <-events:
 			if ev.Deleted {
@@ -174,10 +183,15 @@ func (s *Scheduler) Wait(ctx context.Context, id string) (*Job, error) {
 // sooner). Jobs still running then are cancelled with ErrShutdown, what
 // they started is killed, and they are recorded as interrupted (or pending
 // again under Config.RetryInterrupted). The node then gives up leadership
-// and removes its row. Stop is idempotent and a no-op before Start; it
-// returns ctx's error when ctx ended before the drain did.
+// and removes its row. Stop is idempotent; before Start it only closes the
+// scheduler (Submit answers ErrDraining, Start fails), leaving the jobs
+// submitted so far pending. It returns ctx's error when ctx ended before
+// the drain did.
 func (s *Scheduler) Stop(ctx context.Context) error {
 	s.mu.Lock()
+	if s.st == stateNew {
+		s.st = stateStopped
+	}
 	if s.st != stateStarted {
 		s.mu.Unlock()
 		return nil

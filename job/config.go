@@ -30,9 +30,14 @@ var (
 // Sentinels of the scheduler's operations; each is also a *problem.Error
 // (match with errors.Is).
 var (
-	ErrNotFound   = problem.NotFound("job.Scheduler", "Job not found")
-	ErrDraining   = problem.Unavailable("job.Scheduler", 30, "The service is shutting down and accepts no new jobs")
-	ErrQueueFull  = problem.Unavailable("job.Scheduler", 5, "Too many pending jobs; retry later")
+	ErrNotFound  = problem.NotFound("job.Scheduler", "Job not found")
+	ErrDraining  = problem.Unavailable("job.Scheduler", 30, "The service is shutting down and accepts no new jobs")
+	ErrQueueFull = problem.Unavailable("job.Scheduler", 5, "Too many pending jobs; retry later")
+	// ErrNotStarted is no longer returned: Submit and SubmitMany store
+	// jobs pending before Start. It stays so that code matching it still
+	// compiles.
+	//
+	// Deprecated: nothing returns it.
 	ErrNotStarted = errors.New("job: scheduler not started")
 )
 

@@ -44,6 +44,9 @@ type runEntry struct {
 	// it is recorded when the fence lifts.
 	released, abandoned, fenced bool
 	watched                     bool // an abandon watcher runs (s.mu)
+	// ended is set (s.mu) when a terminal state or the deletion of the
+	// job was published: from then on a waiter must read the job.
+	ended bool
 	// detached is set by Run.Detach: a call still running after the
 	// handler returned.
 	detached <-chan struct{}
@@ -61,8 +64,11 @@ type Event struct {
 // for itself, and no job is ever run by two of them. It is safe for
 // concurrent use. Start it once; after Stop it cannot be started again.
 type Scheduler struct {
-	db       *gorm.DB
+	db *gorm.DB
+	// d holds the engine's statements, and dErr why there are none (an
+	// engine we do not support); both are set by New and never change.
 	d        dialect
+	dErr     error
 	cfg      Config
 	log      *slog.Logger
 	handlers map[string]Handler
@@ -85,9 +91,14 @@ type Scheduler struct {
 	// starting counts the slots taken by submissions stored running on
 	// this node, between the decision and the insert.
 	starting int
-	fenced   bool
-	wg       sync.WaitGroup // workers holding a slot
-	loops    sync.WaitGroup // background loops and abandon watchers
+	// early serialises the submissions made before Start, and Start's
+	// switch to started against them: each such submission counts the
+	// pending jobs and inserts its own with no other in between, and
+	// Start counts the pending jobs either before one or after it.
+	early  sync.Mutex
+	fenced bool
+	wg     sync.WaitGroup // workers holding a slot
+	loops  sync.WaitGroup // background loops and abandon watchers
 	// runCtx is the lifetime context of the started scheduler: every job
 	// context derives from it, never from a request, because $execute
 	// answers before its job runs. loopCtx ends the background loops.
@@ -96,6 +107,14 @@ type Scheduler struct {
 	loopCtx    context.Context
 	loopCancel context.CancelFunc
 	wake       chan struct{}
+	// pokes counts the wake-ups that may bring pending work (every poke
+	// but a released slot's); drained holds its value when a claim that
+	// began after it found fewer jobs than it asked for. While the two are
+	// equal, nothing is known to wait, so a released slot claims nothing
+	// and the next claim waits for a poke or the poll interval: on SQLite
+	// even an empty claim takes the write lock.
+	pokes   atomic.Uint64
+	drained atomic.Uint64
 
 	leader atomic.Bool
 	// born is a monotonic reference; beatSent is when (since born) the
@@ -117,17 +136,21 @@ type Scheduler struct {
 }
 
 // New returns a scheduler storing its jobs in db (SQLite or PostgreSQL).
-// Register handlers with Handle, then call Start. The database's engine is
-// checked by Start.
+// Register handlers with Handle, then call Start; jobs may be submitted
+// once their handler is registered, before Start. An unsupported engine
+// is reported by Start and by Submit.
 func New(db *gorm.DB, cfg Config) *Scheduler {
 	cfg = cfg.withDefaults()
 	var tracer trace.Tracer
 	if cfg.TracerProvider != nil {
 		tracer = cfg.TracerProvider.Tracer(tracing.Scope)
 	}
+	d, dErr := dialectOf(db)
 	return &Scheduler{
 		tracer:     tracer,
 		db:         db,
+		d:          d,
+		dErr:       dErr,
 		cfg:        cfg,
 		log:        cfg.Logger,
 		handlers:   map[string]Handler{},
@@ -232,14 +255,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.mu.Lock()
 	if s.st != stateNew {
 		s.mu.Unlock()
-		return errors.New("job: scheduler already started")
+		return errors.New("job: scheduler already started or stopped")
 	}
 	s.mu.Unlock()
-	d, err := dialectOf(s.db)
-	if err != nil {
-		return err
+	if s.dErr != nil {
+		return s.dErr
 	}
-	s.d = d
 	s.mu.Lock()
 	s.kinds = slices.Sorted(maps.Keys(s.handlers))
 	s.mu.Unlock()
@@ -255,6 +276,11 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		s.deregister()
 		return fmt.Errorf("job: recover jobs: %w", err)
 	}
+	// Submissions made before Start wait from here on, and then take the
+	// started path: the count below sees every job stored before it, and
+	// every later one is counted by its own submission.
+	s.early.Lock()
+	defer s.early.Unlock()
 	pending, err := s.countPending(ctx)
 	if err != nil {
 		s.deregister()
@@ -271,6 +297,12 @@ func (s *Scheduler) Start(ctx context.Context) error {
 		"engine", s.d.name, "signals", mechanism, "leader", s.leader.Load())
 
 	s.mu.Lock()
+	if s.st != stateNew {
+		// Stopped while starting: nothing runs yet.
+		s.mu.Unlock()
+		s.deregister()
+		return errors.New("job: scheduler stopped during Start")
+	}
 	defer s.mu.Unlock()
 	s.pendingEst = pending
 	s.writeMu.Lock()
@@ -297,19 +329,33 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	return nil
 }
 
-// poke wakes the fetch loop without blocking.
+// poke wakes the fetch loop without blocking, to claim what may be
+// pending.
 func (s *Scheduler) poke() {
+	s.pokes.Add(1)
+	s.wakeLoop()
+}
+
+// wakeLoop wakes the fetch loop without blocking.
+func (s *Scheduler) wakeLoop() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-// Submit stores a new job of the given kind and wakes a node to run it.
-// When this node has a free slot and no job waits, the job is stored
-// already running here and starts at once, without a claim. It never
-// blocks on the concurrency limit. It returns ErrDraining once Stop began
-// and ErrQueueFull past Config.MaxPending pending jobs.
+// Submit stores a new job of the given kind, with args encoded as JSON,
+// wakes a node to run it and returns its id. When this node has a free
+// slot and no job waits, the job is stored already running here and
+// starts at once, without a claim. It never blocks on the concurrency
+// limit.
+//
+// Submit works before Start too, once the kind's handler is registered:
+// the job is then stored pending (no slot runs yet), for Start, or any
+// other node sharing the database, to run in submission order. It returns
+// ErrDraining once Stop was called (also a Stop before Start), ErrQueueFull
+// when Config.MaxPending jobs are pending already, and an error for a kind
+// without handler. It is safe for concurrent use, also with Start.
 func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, error) {
 	raw, err := json.Marshal(args)
 	if err != nil {
@@ -326,10 +372,11 @@ func (s *Scheduler) Submit(ctx context.Context, kind string, args any) (string, 
 // one transaction, and returns their ids in the order of args. Either
 // every job is stored or none is. Like Submit it starts at once as many
 // of them as this node has free slots for (when no job waits), never
-// blocks on the concurrency limit, and returns ErrDraining once Stop
-// began; it returns ErrQueueFull when the jobs would take the pending jobs
-// past Config.MaxPending. It is safe for concurrent use. An empty args
-// stores nothing and returns no ids.
+// blocks on the concurrency limit, works before Start (storing every job
+// pending, run in the order of args once started), and returns
+// ErrDraining once Stop was called; it returns ErrQueueFull when the jobs
+// would take the pending jobs past Config.MaxPending. It is safe for
+// concurrent use. An empty args stores nothing and returns no ids.
 func (s *Scheduler) SubmitMany(ctx context.Context, kind string, args []any) ([]string, error) {
 	raws := make([]json.RawMessage, len(args))
 	for i, a := range args {
@@ -347,14 +394,19 @@ func (s *Scheduler) SubmitMany(ctx context.Context, kind string, args []any) ([]
 
 // submit stores one job per element of raws with one write of the
 // writer's, the first of them running on this node when it has free slots
-// and no job waits.
+// and no job waits. Before Start it stores them all pending instead
+// (submitEarly).
 func (s *Scheduler) submit(ctx context.Context, op, kind string, raws []json.RawMessage) ([]string, error) {
 	n := len(raws)
 	s.mu.Lock()
-	switch {
-	case s.st == stateNew:
+	if s.st == stateNew {
 		s.mu.Unlock()
-		return nil, ErrNotStarted
+		if ids, done, err := s.submitEarly(ctx, op, kind, raws); done {
+			return ids, err
+		}
+		s.mu.Lock() // Start finished meanwhile
+	}
+	switch {
 	case s.st != stateStarted:
 		s.mu.Unlock()
 		return nil, ErrDraining
@@ -380,24 +432,8 @@ func (s *Scheduler) submit(ctx context.Context, op, kind string, raws []json.Raw
 		}
 	}
 
-	trigger := TriggerAPI
-	now := wire.Now()
-	// The job's log lines and its execution span name the request that
-	// submitted it (docs/tracing.md).
-	var requestID, traceParent *string
-	if id := reqid.From(ctx); id != "" {
-		requestID = &id
-	}
-	if s.tracer != nil {
-		if tp := tracing.TraceParent(ctx); tp != "" {
-			traceParent = &tp
-		}
-	}
-	jobs := make([]*Job, n)
-	for i, raw := range raws {
-		jobs[i] = &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: now, Attempt: 1, Trigger: &trigger,
-			RequestID: requestID, TraceParent: traceParent}
-	}
+	jobs := s.newJobs(ctx, kind, raws)
+	now := jobs[0].SubmittedAt
 	// Take free slots for the first jobs when nothing waits for them
 	// (older jobs go first): those are stored running on this node and
 	// start without a claim, saving a write and a wake-up each. The slots
@@ -481,6 +517,79 @@ func (s *Scheduler) submit(ctx context.Context, op, kind string, raws []json.Raw
 	return ids, nil
 }
 
+// newJobs returns one pending job of kind per element of raws, submitted
+// now through the API, their ids in the order of raws.
+func (s *Scheduler) newJobs(ctx context.Context, kind string, raws []json.RawMessage) []*Job {
+	trigger := TriggerAPI
+	now := wire.Now()
+	// The job's log lines and its execution span name the request that
+	// submitted it (docs/tracing.md).
+	var requestID, traceParent *string
+	if id := reqid.From(ctx); id != "" {
+		requestID = &id
+	}
+	if s.tracer != nil {
+		if tp := tracing.TraceParent(ctx); tp != "" {
+			traceParent = &tp
+		}
+	}
+	jobs := make([]*Job, len(raws))
+	for i, raw := range raws {
+		jobs[i] = &Job{ID: wire.NewID(), Kind: kind, Args: raw, Status: StatusPending, SubmittedAt: now, Attempt: 1, Trigger: &trigger,
+			RequestID: requestID, TraceParent: traceParent}
+	}
+	return jobs
+}
+
+// submitEarly stores jobs submitted before Start: all pending, in one
+// transaction of their own (there is no writer yet), after an exact count
+// of the pending jobs against Config.MaxPending. done is false when the
+// scheduler is no longer new once submissions before Start are its turn:
+// Start finished, and the caller takes the started path.
+func (s *Scheduler) submitEarly(ctx context.Context, op, kind string, raws []json.RawMessage) (ids []string, done bool, err error) {
+	s.early.Lock()
+	defer s.early.Unlock()
+	s.mu.Lock()
+	st, h := s.st, s.handlers[kind]
+	s.mu.Unlock()
+	switch {
+	case st != stateNew:
+		return nil, false, nil
+	case s.dErr != nil:
+		return nil, true, s.dErr
+	case h == nil:
+		return nil, true, fmt.Errorf("job: no handler for kind %q", kind)
+	}
+	// No estimate is kept before Start, and these submissions are one at
+	// a time: count every time.
+	count, err := s.countPending(ctx)
+	if err != nil {
+		return nil, true, problem.Database(op, err)
+	}
+	if count+len(raws) > s.cfg.MaxPending {
+		return nil, true, ErrQueueFull
+	}
+	jobs := s.newJobs(ctx, kind, raws)
+	// A transaction on both engines: past maxInsertRows the insert is
+	// several statements, and the jobs are stored all or none. Started
+	// nodes sharing the database are woken to run them.
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.insertJobs(ctx, poolOf(tx), jobs); err != nil {
+			return err
+		}
+		return s.notifyTx(tx, opInserted, "")
+	})
+	if err != nil {
+		return nil, true, problem.Database(op, err)
+	}
+	ids = make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+		s.changed(j.clone(), "")
+	}
+	return ids, true, nil
+}
+
 // enter registers j as running on this node and returns its entry; the
 // caller holds s.mu and has counted it in s.wg. The job's context carries
 // the id of the request that submitted it, so its log lines name it.
@@ -522,6 +631,7 @@ func (s *Scheduler) fetchLoop() {
 		case <-s.wake:
 		case <-tick.C:
 			s.poll(s.loopCtx)
+			s.pokes.Add(1) // other processes may have stored jobs
 		}
 		s.fill(s.loopCtx)
 	}
@@ -547,7 +657,14 @@ func (s *Scheduler) fill(ctx context.Context) {
 		if n == 0 {
 			return
 		}
+		gen := s.pokes.Load()
+		if s.drained.Load() == gen {
+			return // the last claim found the queue empty, and nothing came since
+		}
 		jobs, err := s.claim(ctx, n)
+		if err == nil && len(jobs) < n {
+			s.drained.Store(gen)
+		}
 		if err != nil || len(jobs) == 0 {
 			if err != nil && ctx.Err() == nil {
 				s.log.Warn("claim jobs", "error", err)
@@ -649,6 +766,7 @@ func (s *Scheduler) unclaim(jobs []*Job) {
 	}
 	// The ids let other nodes' subscribers see the jobs pending again.
 	s.notify(context.Background(), opInserted, ids...)
+	s.pokes.Add(1) // pending again: the next free slot claims them
 }
 
 func (s *Scheduler) work(e *runEntry) {
@@ -700,7 +818,9 @@ func (s *Scheduler) releaseLocked(e *runEntry) {
 		delete(s.running, e.job.ID)
 	}
 	s.wg.Done()
-	s.poke()
+	if s.drained.Load() != s.pokes.Load() {
+		s.wakeLoop() // a slot came free for what may be pending
+	}
 }
 
 // linger keeps e's slot while a call it gave up on still runs, for at most

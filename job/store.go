@@ -108,6 +108,9 @@ type completion struct {
 // the same attempt (a compare and set per row) and returns the ids of
 // those it changed.
 func (s *Scheduler) completeJobs(ctx context.Context, p sqlPool, rows []completion) (map[string]bool, error) {
+	if s.d.name != "postgres" && len(rows) <= maxRowByRow {
+		return s.completeRowByRow(ctx, p, rows)
+	}
 	var q string
 	row := "(?, ?, ?, ?)"
 	if s.d.name == "postgres" {
@@ -138,6 +141,32 @@ func (s *Scheduler) completeJobs(ctx context.Context, p sqlPool, rows []completi
 		done[id] = true
 	}
 	return done, res.Err()
+}
+
+// maxRowByRow is the most completions SQLite applies one statement each:
+// up to about this many, a plain UPDATE per row costs less than one
+// UPDATE joined to a VALUES list, which SQLite first materializes.
+const maxRowByRow = 16
+
+// completeRowByRow is completeJobs with one UPDATE per row, all of the
+// same text, so the driver reuses its prepared statement.
+func (s *Scheduler) completeRowByRow(ctx context.Context, p sqlPool, rows []completion) (map[string]bool, error) {
+	const q = "UPDATE jobs SET status = 'completed', finished_at = ?, artifact_id = ? WHERE id = ? AND attempt = ? AND status = 'running' AND node = ?"
+	done := make(map[string]bool, len(rows))
+	for _, r := range rows {
+		res, err := p.ExecContext(ctx, q, r.at, r.artifact, r.id, r.attempt, s.node.ID)
+		if err != nil {
+			return nil, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, err
+		}
+		if n == 1 {
+			done[r.id] = true
+		}
+	}
+	return done, nil
 }
 
 // fresh reports whether this node's heartbeat is recent enough for it to

@@ -57,6 +57,9 @@ func (s *Scheduler) publish(id string, ev Event) {
 	s.all.send(id, ev)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if e := s.running[id]; e != nil && (ev.Deleted || ev.Job.Status.Terminal()) {
+		e.ended = true
+	}
 	g := s.subs[id]
 	if g == nil {
 		return

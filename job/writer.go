@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"strings"
 	"time"
 
@@ -102,6 +103,11 @@ func (s *Scheduler) runWriter(stop <-chan struct{}) {
 				s.flush(batch)
 			}
 		}
+		// Let the goroutines that are ready to run hand over their
+		// writes too before the batch is closed: under concurrency they
+		// usually are a moment away, and each one joining saves a
+		// transaction of its own.
+		runtime.Gosched()
 	fill:
 		for len(batch) < maxBatch {
 			select {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chapkit-go/chapkit/internal/wire"
+	"github.com/chapkit-go/chapkit/job"
 	"github.com/chapkit-go/chapkit/registry"
 )
 
@@ -144,4 +146,31 @@ func benchFloor(b *testing.B, conc int) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "execs/s")
 	b.ReportMetric(float64((cpuTime(b)-cpu0).Microseconds())/float64(b.N), "cpu-us/op")
+}
+
+// BenchmarkExecuteShellTrue runs the shell task `true` through the task
+// path beside a plain exec loop of the same command at the same
+// concurrency; compare their execs/s within one run.
+func BenchmarkExecuteShellTrue(b *testing.B) {
+	for _, conc := range []int{2, 4, 8} {
+		b.Run(fmt.Sprintf("exec/c%d", conc), func(b *testing.B) {
+			closedLoop(b, conc, func() error { return exec.Command("sh", "-c", "true").Run() })
+		})
+		b.Run(fmt.Sprintf("library/c%d", conc), func(b *testing.B) {
+			tb := setup(b, setupOpts{maxConcurrency: conc})
+			ctx := context.Background()
+			tk := mustCreate(b, tb.mgr, `{"command": "true", "task_type": "shell"}`)
+			closedLoop(b, conc, func() error {
+				id, err := tb.mgr.Execute(ctx, tk.ID)
+				if err != nil {
+					return err
+				}
+				j, err := tb.sched.Wait(ctx, id)
+				if err == nil && j.Status != job.StatusCompleted {
+					err = fmt.Errorf("job %s ended %s", id, j.Status)
+				}
+				return err
+			})
+		})
+	}
 }
