@@ -23,7 +23,8 @@ type dialect struct {
 	// kind, args, submitted_at, attempt, trigger, retry_of, series,
 	// run_at, request_id and trace_parent. It claims nothing unless the node's row exists with a heartbeat younger than @fresh ms: a node
 	// that was declared dead, or that cannot prove it is alive, takes no
-	// work, in the very statement that would take it.
+	// work, in the very statement that would take it. On PostgreSQL it
+	// also notifies the other nodes of the jobs it claimed.
 	claim string
 	// notify, when not empty, sends one notification (channel, payload)
 	// inside the current transaction; it is delivered at commit.
@@ -48,13 +49,21 @@ RETURNING id, kind, args, submitted_at, attempt, trigger, retry_of, series, run_
 		// SKIP LOCKED lets concurrent claimers pass over each other's rows
 		// instead of queueing behind them; the outer status check keeps a
 		// row that changed after the sub-select from being claimed.
+		//
+		// The claim tells the other nodes itself (their subscribers see
+		// the jobs start), so that it is one statement in its own
+		// transaction: no BEGIN, separate NOTIFY and COMMIT around it.
+		// The notification goes out only when a job was claimed.
 		claim: `WITH next AS (
   SELECT id FROM jobs WHERE status = 'pending' AND kind IN @kinds ORDER BY submitted_at, id LIMIT @limit FOR UPDATE SKIP LOCKED
+), claimed AS (
+  UPDATE jobs SET status = 'running', started_at = @started, node = @node
+  FROM next WHERE jobs.id = next.id AND jobs.status = 'pending'
+  AND EXISTS (SELECT 1 FROM chapkit_nodes WHERE id = @node AND heartbeat_ms >= ` + postgresNowMS + ` - @fresh)
+  RETURNING jobs.id, jobs.kind, jobs.args, jobs.submitted_at, jobs.attempt, jobs.trigger, jobs.retry_of, jobs.series, jobs.run_at, jobs.request_id, jobs.trace_parent
 )
-UPDATE jobs SET status = 'running', started_at = @started, node = @node
-FROM next WHERE jobs.id = next.id AND jobs.status = 'pending'
-AND EXISTS (SELECT 1 FROM chapkit_nodes WHERE id = @node AND heartbeat_ms >= ` + postgresNowMS + ` - @fresh)
-RETURNING jobs.id, jobs.kind, jobs.args, jobs.submitted_at, jobs.attempt, jobs.trigger, jobs.retry_of, jobs.series, jobs.run_at, jobs.request_id, jobs.trace_parent`,
+SELECT claimed.* FROM claimed,
+  (SELECT pg_notify('` + notifyChannel + `', '` + opChanged + ` ' || @node || ' ' || string_agg(id, ',')) FROM claimed HAVING count(*) > 0) AS told`,
 		notify: "SELECT pg_notify(?, ?)",
 	}
 )

@@ -18,13 +18,19 @@ const InterruptedError = "interrupted: the service stopped while the job was run
 
 // Job is one job row (table jobs). Values returned by the scheduler are
 // copies: changing them changes nothing stored.
+//
+// Every change of status writes a new version of the row into each index
+// whose condition it meets (a status change cannot be a heap-only update),
+// so the table keeps few indexes: (status, submitted_at, id) serves the
+// claim in its own order, and the indexes of columns most rows leave null
+// (series, retry_of) hold only the rows that set them.
 type Job struct {
-	ID string `gorm:"primaryKey;type:text"`
+	ID string `gorm:"primaryKey;type:text;index:idx_jobs_status_submitted_id,priority:3"`
 	// Kind names the handler that runs the job; Args are its JSON arguments.
 	Kind           string          `gorm:"type:text;not null"`
 	Args           json.RawMessage `gorm:"type:json"`
-	Status         Status          `gorm:"type:text;not null;index:idx_jobs_status_submitted,priority:1"`
-	SubmittedAt    time.Time       `gorm:"not null;index:idx_jobs_status_submitted,priority:2;index"`
+	Status         Status          `gorm:"type:text;not null;index:idx_jobs_status_submitted_id,priority:1"`
+	SubmittedAt    time.Time       `gorm:"not null;index:idx_jobs_status_submitted_id,priority:2;index"`
 	StartedAt      *time.Time
 	FinishedAt     *time.Time
 	Error          *string `gorm:"type:text"`
@@ -38,17 +44,17 @@ type Job struct {
 	// while it waits.
 	Node *string `gorm:"type:text;index"`
 	// RunAt is when a scheduled job becomes due; nil for the others.
-	RunAt *time.Time `gorm:"uniqueIndex:idx_jobs_series_run_at,priority:2"`
+	RunAt *time.Time `gorm:"uniqueIndex:idx_jobs_series_run_at_set,priority:2,where:series IS NOT NULL"`
 	// Series names the schedule a job was planned for (for task jobs, the
 	// task id). The unique key (series, run_at) records each tick once, so
 	// no tick can be planned, and so run, twice.
-	Series *string `gorm:"type:text;uniqueIndex:idx_jobs_series_run_at,priority:1"`
+	Series *string `gorm:"type:text;uniqueIndex:idx_jobs_series_run_at_set,priority:1,where:series IS NOT NULL"`
 	// Trigger says what created the job: TriggerAPI, TriggerSchedule or
 	// TriggerRetry; nil for jobs stored by earlier releases.
 	Trigger *string `gorm:"type:text"`
 	// RetryOf is the id of the first job of a retry chain; nil for a first
 	// attempt.
-	RetryOf *string `gorm:"type:text;index"`
+	RetryOf *string `gorm:"type:text;index:idx_jobs_retry_of_set,where:retry_of IS NOT NULL"`
 	// RequestID is the X-Request-ID of the request that submitted the job,
 	// and TraceParent the W3C traceparent of its span (docs/tracing.md);
 	// nil when there was none. Neither is sent on the wire: they carry the

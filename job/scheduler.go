@@ -724,20 +724,10 @@ func (s *Scheduler) fill(ctx context.Context) {
 func (s *Scheduler) claim(ctx context.Context, n int) ([]*Job, error) {
 	now := wire.Now()
 	var jobs []*Job
-	// On PostgreSQL the claim tells the other nodes in the same
-	// transaction, so subscribers everywhere see the job start.
-	err := s.tx(ctx, func(tx *gorm.DB) error {
-		args := map[string]any{"started": now, "node": s.node.ID, "limit": n, "kinds": s.kinds, "fresh": s.freshMS()}
-		if err := tx.Raw(s.d.claim, args).Scan(&jobs).Error; err != nil || len(jobs) == 0 {
-			return err
-		}
-		ids := make([]string, len(jobs))
-		for i, j := range jobs {
-			ids[i] = j.ID
-		}
-		return s.notifyTx(tx, opChanged, strings.Join(ids, ","))
-	})
-	if err != nil {
+	// On PostgreSQL the claim statement tells the other nodes itself, so
+	// subscribers everywhere see the job start.
+	args := map[string]any{"started": now, "node": s.node.ID, "limit": n, "kinds": s.kinds, "fresh": s.freshMS()}
+	if err := s.db.WithContext(ctx).Raw(s.d.claim, args).Scan(&jobs).Error; err != nil {
 		return nil, err
 	}
 	for _, j := range jobs {

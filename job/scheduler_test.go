@@ -513,3 +513,65 @@ func TestBatchedCompletions(t *testing.T) {
 		t.Errorf("%d marker rows for %d completed jobs", total, completed)
 	}
 }
+
+// TestCommittersShareABatch completes many jobs whose results are plain
+// committers at once, one of which cannot be stored: they are written in
+// one transaction without savepoints, and when one fails the batch is
+// applied again job by job, so only that job fails and every other one is
+// completed with exactly its own marker row.
+func TestCommittersShareABatch(t *testing.T) {
+	const n = 24
+	const bad = 5
+	const taken = "01K000000000000000000TAKEN"
+	g := newGate()
+	g.started = make(chan string, n)
+	b := setup(t, Config{MaxConcurrency: n}, map[string]Handler{
+		"commit": func(ctx context.Context, r *Run) (any, error) {
+			g.started <- r.Job.ID
+			<-g.release
+			id := wire.NewID()
+			if string(r.Job.Args) == `"bad"` {
+				id = taken
+			}
+			return committer{id: id}, nil
+		},
+	})
+	if err := b.db.Exec("CREATE TABLE markers(id TEXT PRIMARY KEY)").Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.db.Exec("INSERT INTO markers(id) VALUES (?)", taken).Error; err != nil {
+		t.Fatal(err)
+	}
+	args := make([]any, n)
+	for i := range args {
+		args[i] = "good"
+	}
+	args[bad] = "bad"
+	ids, err := b.s.SubmitMany(t.Context(), "commit", args)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		<-g.started
+	}
+	close(g.release)
+	for i, id := range ids {
+		j := wait(t, b.s, id)
+		if i == bad {
+			if j.Status != StatusFailed || !strings.Contains(deref(j.Error), "store result") {
+				t.Errorf("job with the bad result = %s (%s), want failed storing its result", j.Status, deref(j.Error))
+			}
+			continue
+		}
+		var rows int64
+		b.db.Table("markers").Where("id = ?", deref(j.ArtifactID)).Count(&rows)
+		if j.Status != StatusCompleted || rows != 1 {
+			t.Errorf("job %d = %s, artifact %v, %d marker rows; want completed with its one row", i, j.Status, j.ArtifactID, rows)
+		}
+	}
+	var total int64
+	b.db.Table("markers").Count(&total)
+	if total != n {
+		t.Errorf("%d marker rows, want %d (one per completed job, plus the one taken before)", total, n)
+	}
+}

@@ -14,7 +14,9 @@ import (
 // written by hand and sent straight to the connection or transaction
 // under GORM: they run thousands of times a second, and GORM's reflection
 // and statement building cost more than the database's own work. Each is
-// multi-row, so a batch of the writer's is one statement per table.
+// multi-row, so a batch of the writer's is one statement per table. On
+// PostgreSQL they take one array per column, so that their text does not
+// change with the number of rows.
 
 // sqlPool is what both *sql.DB and *sql.Tx offer.
 type sqlPool interface {
@@ -81,7 +83,9 @@ func (s *Scheduler) insertJobs(ctx context.Context, p sqlPool, jobs []*Job) erro
 		}
 		jobs = jobs[maxInsertRows:]
 	}
-	// PostgreSQL types the parameters by the columns they go to.
+	if s.d.name == "postgres" {
+		return insertJobsPG(ctx, p, jobs)
+	}
 	const row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 	args := make([]any, 0, len(jobs)*14)
 	for _, j := range jobs {
@@ -95,6 +99,41 @@ func (s *Scheduler) insertJobs(ctx context.Context, p sqlPool, jobs []*Job) erro
 	_, err := p.ExecContext(ctx, s.d.bind("INSERT INTO jobs ("+jobColumns+") VALUES "+rowsSQL(row, len(jobs))), args...)
 	return err
 }
+
+// insertJobsPGSQL stores jobs from one array per column. Its text is the
+// same whatever the number of rows, so each connection prepares and plans
+// it once, where a VALUES list of n rows would be a new statement for
+// every n.
+const insertJobsPGSQL = "INSERT INTO jobs (" + jobColumns + ") SELECT * FROM unnest($1::text[], $2::text[], $3::text[]::json[], $4::text[], " +
+	"$5::timestamptz[], $6::timestamptz[], $7::text[], $8::int[], $9::text[], $10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::text[])"
+
+// insertJobsPG is insertJobs on PostgreSQL.
+func insertJobsPG(ctx context.Context, p sqlPool, jobs []*Job) error {
+	n := len(jobs)
+	var (
+		ids, kinds, statuses                                   = make([]string, n), make([]string, n), make([]string, n)
+		args, nodes, triggers, retryOf, series, reqIDs, traces = make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		submitted                                              = make([]time.Time, n)
+		started, runAt                                         = make([]*time.Time, n), make([]*time.Time, n)
+		attempts                                               = make([]int32, n)
+	)
+	for i, j := range jobs {
+		ids[i], kinds[i], statuses[i], submitted[i], attempts[i] = j.ID, j.Kind, string(j.Status), j.SubmittedAt, int32(j.Attempt)
+		if j.Args != nil {
+			a := string(j.Args)
+			args[i] = &a
+		}
+		started[i], nodes[i], triggers[i], retryOf[i], series[i], runAt[i], reqIDs[i], traces[i] = j.StartedAt, j.Node, j.Trigger, j.RetryOf, j.Series, j.RunAt, j.RequestID, j.TraceParent
+	}
+	_, err := p.ExecContext(ctx, insertJobsPGSQL, ids, kinds, args, statuses, submitted, started, nodes, attempts, triggers, retryOf, series, runAt, reqIDs, traces)
+	return err
+}
+
+// completeJobsPGSQL is completeJobs on PostgreSQL, from one array per
+// column, for the reason insertJobsPGSQL gives.
+const completeJobsPGSQL = "UPDATE jobs SET status = 'completed', finished_at = v.fin, artifact_id = v.art " +
+	"FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::text[]) AS v (id, attempt, fin, art) " +
+	"WHERE jobs.id = v.id AND jobs.attempt = v.attempt AND jobs.status = 'running' AND jobs.node = $5 RETURNING jobs.id"
 
 // completion is one row of completeJobs.
 type completion struct {
@@ -112,22 +151,25 @@ func (s *Scheduler) completeJobs(ctx context.Context, p sqlPool, rows []completi
 		return s.completeRowByRow(ctx, p, rows)
 	}
 	var q string
-	row := "(?, ?, ?, ?)"
+	var args []any
 	if s.d.name == "postgres" {
-		row = "(?::text, ?::int, ?::timestamptz, ?::text)"
-		q = "UPDATE jobs SET status = 'completed', finished_at = v.fin, artifact_id = v.art FROM (VALUES " + rowsSQL(row, len(rows)) +
-			") AS v (id, attempt, fin, art) WHERE jobs.id = v.id AND jobs.attempt = v.attempt AND jobs.status = 'running' AND jobs.node = ? RETURNING jobs.id"
+		n := len(rows)
+		ids, attempts, fins, arts := make([]string, n), make([]int32, n), make([]time.Time, n), make([]*string, n)
+		for i, r := range rows {
+			ids[i], attempts[i], fins[i], arts[i] = r.id, int32(r.attempt), r.at, r.artifact
+		}
+		q, args = completeJobsPGSQL, []any{ids, attempts, fins, arts, s.node.ID}
 	} else {
 		// SQLite names the columns of a VALUES list column1, column2, …
-		q = "UPDATE jobs SET status = 'completed', finished_at = v.column3, artifact_id = v.column4 FROM (VALUES " + rowsSQL(row, len(rows)) +
+		q = "UPDATE jobs SET status = 'completed', finished_at = v.column3, artifact_id = v.column4 FROM (VALUES " + rowsSQL("(?, ?, ?, ?)", len(rows)) +
 			") AS v WHERE jobs.id = v.column1 AND jobs.attempt = v.column2 AND jobs.status = 'running' AND jobs.node = ? RETURNING jobs.id"
+		args = make([]any, 0, len(rows)*4+1)
+		for _, r := range rows {
+			args = append(args, r.id, r.attempt, r.at, r.artifact)
+		}
+		args = append(args, s.node.ID)
 	}
-	args := make([]any, 0, len(rows)*4+1)
-	for _, r := range rows {
-		args = append(args, r.id, r.attempt, r.at, r.artifact)
-	}
-	args = append(args, s.node.ID)
-	res, err := p.QueryContext(ctx, s.d.bind(q), args...)
+	res, err := p.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

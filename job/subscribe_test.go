@@ -201,3 +201,42 @@ func TestSubscribeAllAcrossNodes(t *testing.T) {
 		t.Errorf("after delete: %v, want [deleted]", got)
 	}
 }
+
+// TestClaimTellsOtherNodes: a job that waited and is then claimed is seen
+// running by a service-wide subscriber on another node through the
+// claim's own notification, not by that node's poll (set to an hour).
+func TestClaimTellsOtherNodes(t *testing.T) {
+	if !pgtest.OnPostgres() {
+		t.Skip("nodes hear each other's changes through PostgreSQL notifications")
+	}
+	db := openDB(t)
+	release := make(chan struct{})
+	started := make(chan string, 2)
+	runner := startNode(t, db, Config{MaxConcurrency: 1}, func(ctx context.Context, r *Run) (any, error) {
+		started <- r.Job.ID
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil, nil
+	})
+	watcher := newSched(db, Config{PollInterval: time.Hour})
+	if err := watcher.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = watcher.Stop(context.Background()) })
+	c, stop := watcher.SubscribeAll()
+	defer stop()
+
+	submit(t, runner, "count")
+	<-started
+	second := submit(t, runner, "count") // waits for the only slot, then is claimed
+	release <- struct{}{}                // the first job ends; the second is claimed
+	for {
+		ch := nextChange(t, c)
+		if ch.ID == second && ch.Job != nil && ch.Job.Status == StatusRunning {
+			break
+		}
+	}
+	close(release)
+}

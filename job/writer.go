@@ -243,11 +243,11 @@ func startsHere(jobs []*Job) bool {
 	return false
 }
 
-// flushCompletions stores the batch's completions: one UPDATE for all of
-// them, then, for those still running here, the results of each
-// [Batcher] with one call. Results that are neither batchable nor a bare
-// artifact id are stored one by one, each in its own savepoint. It
-// returns the ids of the jobs completed.
+// flushCompletions stores the batch's completions: the results that are
+// neither batchable nor a bare artifact id first, one call each, then one
+// UPDATE for all the jobs, then, for those still running here, the results
+// of each [Batcher] with one call. It returns the ids of the jobs
+// completed.
 func (s *Scheduler) flushCompletions(ctx context.Context, tx *gorm.DB, batch []*writeOp, results []writeResult) ([]string, error) {
 	var rows []completion
 	var idx []int
@@ -276,11 +276,35 @@ func (s *Scheduler) flushCompletions(ctx context.Context, tx *gorm.DB, batch []*
 		}
 		rows, idx = append(rows, completion{id: op.job.ID, attempt: op.job.Attempt, at: op.at, artifact: artifactID}), append(idx, i)
 	}
+	// The results to be stored alone write first, each without a
+	// savepoint of its own (a savepoint is a round trip and, on
+	// PostgreSQL, a subtransaction), and their jobs join the one UPDATE.
+	// Should one of them fail, or its job have been cancelled meanwhile,
+	// the whole batch is rolled back and applied again one job at a time,
+	// each in a savepoint, as flush does on any error.
+	batched := len(rows)
+	for _, i := range alone {
+		op := batch[i]
+		id, err := op.result.(Committer).CommitJob(tx)
+		if err != nil {
+			return nil, err
+		}
+		var artifactID *string
+		if id != "" {
+			artifactID = &id
+		}
+		rows, idx = append(rows, completion{id: op.job.ID, attempt: op.job.Attempt, at: op.at, artifact: artifactID}), append(idx, i)
+	}
 	var done []string
 	if len(rows) > 0 {
 		changed, err := s.completeJobs(ctx, poolOf(tx), rows)
 		if err != nil {
 			return nil, err
+		}
+		for _, r := range rows[batched:] {
+			if !changed[r.id] {
+				return nil, errCommittedAlone
+			}
 		}
 		groups := map[Batcher][]int{}
 		var order []Batcher
@@ -290,7 +314,7 @@ func (s *Scheduler) flushCompletions(ctx context.Context, tx *gorm.DB, batch []*
 			}
 			results[i] = writeResult{applied: true, artifactID: rows[k].artifact}
 			done = append(done, rows[k].id)
-			if bc, ok := batch[i].result.(BatchCommitter); ok {
+			if bc, ok := batch[i].result.(BatchCommitter); ok && k < batched {
 				b := bc.Batcher()
 				if groups[b] == nil {
 					order = append(order, b)
@@ -310,14 +334,13 @@ func (s *Scheduler) flushCompletions(ctx context.Context, tx *gorm.DB, batch []*
 			}
 		}
 	}
-	for _, i := range alone {
-		results[i] = s.flushCompletion(tx, i, batch[i])
-		if results[i].applied {
-			done = append(done, batch[i].job.ID)
-		}
-	}
 	return done, nil
 }
+
+// errCommittedAlone rolls back a batch in which a result was written for a
+// job that is no longer running here, so that flush applies the batch
+// again with a savepoint per job.
+var errCommittedAlone = errors.New("job: a completion written with its batch lost its job")
 
 // bareArtifactID returns the artifact id a handler returned as a ULID (or
 // its string form), nil for any other result.

@@ -48,6 +48,21 @@ func models(ctx context.Context, tx *gorm.DB) error {
 var Migrations = []Migration{
 	{1, "jobs left running by the single-node schema are rescued at start-up (no data change)", func(context.Context, *gorm.DB) error { return nil }},
 	{2, "jobs record the id and trace context of the request that submitted them", addJobRequestColumns},
+	{3, "the jobs table keeps the claim's index in claim order and indexes series and retry_of only where set", dropReplacedJobIndexes},
+}
+
+// dropReplacedJobIndexes removes the indexes of jobs that the models step
+// has just replaced: (status, submitted_at) by (status, submitted_at, id),
+// and those of (series, run_at) and retry_of by partial ones of the rows
+// that set them. Every index costs each change of a job's status a write,
+// so the old ones are not kept beside the new.
+func dropReplacedJobIndexes(ctx context.Context, tx *gorm.DB) error {
+	for _, name := range []string{"idx_jobs_status_submitted", "idx_jobs_series_run_at", "idx_jobs_retry_of"} {
+		if err := tx.WithContext(ctx).Exec("DROP INDEX IF EXISTS " + name).Error; err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addJobRequestColumns makes sure the jobs table has request_id and
