@@ -25,9 +25,10 @@ const benchKind = "bench"
 // On SQLite the handler returns nothing, as the SQLite tables have always
 // measured it. On PostgreSQL (but in configuration "no-artifact", which
 // shows what the artifact costs) every job stores an artifact the way a
-// task execution does: the handler returns a job.Committer that inserts the
-// artifact (artifact.Manager.Insert) in the transaction that completes the
-// job, with data shaped like a function task's artifact.
+// task execution does: the handler returns a job.BatchCommitter whose
+// artifact is inserted in the transaction that completes the job (one
+// artifact.Manager.InsertMany for the jobs completing together), with data
+// shaped like a function task's artifact.
 type oursQueue struct {
 	spec      Spec
 	h         hooks
@@ -101,6 +102,21 @@ type committedArtifact struct {
 }
 
 func (c committedArtifact) CommitJob(tx *gorm.DB) (string, error) { return c.m.Insert(tx, c.data) }
+
+// Batcher lets the scheduler store the artifacts of jobs completing
+// together with one statement, as a task execution's result does.
+func (c committedArtifact) Batcher() job.Batcher { return artifactBatch{c.m} }
+
+// artifactBatch stores the artifacts of several jobs with one INSERT.
+type artifactBatch struct{ m *artifact.Manager }
+
+func (b artifactBatch) CommitJobs(tx *gorm.DB, results []job.BatchCommitter, ids []string) error {
+	data := make([]json.RawMessage, len(results))
+	for i, r := range results {
+		data[i] = r.(committedArtifact).data
+	}
+	return b.m.InsertMany(tx, ids, data)
+}
 
 // bulkBatch is how many jobs one SubmitMany call of the backlog stores,
 // as River's InsertManyFast batches are in this harness.
