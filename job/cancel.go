@@ -151,10 +151,13 @@ func (s *Scheduler) Wait(ctx context.Context, id string) (*Job, error) {
 	events, unsubscribe := s.Subscribe(id)
 	defer unsubscribe()
 	// A job running on this node whose end was not published yet needs no
-	// read: its end reaches the subscription made above.
+	// read: its end reaches the subscription made above. Not so once its
+	// context was cancelled: a cancel, deletion or rescue made by another
+	// node is in the database already, and the call may take long to
+	// return.
 	s.mu.Lock()
 	e := s.running[id]
-	here := e != nil && !e.ended
+	here := e != nil && !e.ended && e.ctx.Err() == nil
 	s.mu.Unlock()
 	var j *Job
 	if !here {

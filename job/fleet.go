@@ -121,6 +121,7 @@ func (s *Scheduler) refresh(ctx context.Context, ids []string) {
 func (s *Scheduler) poll(ctx context.Context) {
 	s.mu.Lock()
 	mine := make([]string, 0, len(s.running))
+	var stopped []string
 	for id := range s.running {
 		mine = append(mine, id)
 	}
@@ -143,11 +144,17 @@ func (s *Scheduler) poll(ctx context.Context) {
 					s.cancelLocal(id, ErrCanceled)
 				case r.Status != StatusRunning || r.Node == nil || *r.Node != s.node.ID:
 					s.cancelLocal(id, ErrRescued) // finished or taken over elsewhere
+				default:
+					continue
 				}
+				stopped = append(stopped, id)
 			}
 		}
 	}
-	s.refresh(ctx, s.subscribedElsewhere())
+	// The jobs just stopped here for a change made elsewhere are read
+	// too: their calls may take long to return, and until then nothing
+	// on this node tells their subscribers of that change.
+	s.refresh(ctx, append(s.subscribedElsewhere(), stopped...))
 	// A job another node stored running at once sends no notification
 	// (that NOTIFY would cost every submission); service-wide
 	// subscribers here learn of it by this read, within one interval.
