@@ -93,6 +93,17 @@ type Run struct {
 	e   *runEntry
 }
 
+// StartedOnSubmission reports whether the job started in the same write
+// that stored it: submitted on this node while it had a free slot and no
+// job waited, so no claim came between. Its start time is then its
+// submission time.
+func (r *Run) StartedOnSubmission() bool {
+	if r.s == nil || r.Job == nil {
+		return false
+	}
+	return r.Job.StartedAt != nil && r.Job.StartedAt.Equal(r.Job.SubmittedAt) && r.Job.Node != nil && *r.Job.Node == r.s.node.ID
+}
+
 // SetProcessGroup records the process group of a shell job, so that the
 // node rescuing the job after a crash can kill what it started.
 func (r *Run) SetProcessGroup(ctx context.Context, pgid int) error {

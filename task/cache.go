@@ -9,11 +9,11 @@ import (
 )
 
 // taskCache keeps the tasks that executions read, keyed by id, with the
-// updated_at each was read under. Executing a task, and running each of
-// its executions, checks the stored updated_at with a one-column read and
-// reuses the cached task while it is unchanged: the contract (re-read the
-// task when the job starts) holds, without decoding the whole row every
-// time. Every change of a task's content sets a new updated_at (in
+// updated_at each was read under. Executing a task, and starting each of
+// its executions that did not start with their submission, checks the
+// stored updated_at with a one-column read and reuses the cached task while
+// it is unchanged: a job runs the task as it is when it starts, without
+// decoding the whole row every time. Every change of a task's content sets a new updated_at (in
 // microseconds), on this node or any other; the manager also drops its own
 // changes at once. The cache is safe for concurrent use; the tasks in it
 // are shared and never modified.
@@ -66,31 +66,37 @@ type sqlQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// current returns the task as stored now, or nil when there is none. The
-// result is shared: callers must not change it.
-func (m *Manager) current(ctx context.Context, id string) (*Task, error) {
+// current returns the task as stored now, or nil when there is none, with
+// the updated_at it was read under. The result is shared: callers must not
+// change it.
+func (m *Manager) current(ctx context.Context, id string) (*Task, time.Time, error) {
 	q, ok := m.db.Statement.ConnPool.(sqlQuerier)
 	if !ok {
-		return m.find(ctx, id)
+		t, err := m.find(ctx, id)
+		if err != nil || t == nil {
+			return t, time.Time{}, err
+		}
+		return t, t.UpdatedAt, nil
 	}
 	query := "SELECT updated_at FROM tasks WHERE id = ?"
 	if m.db.Dialector.Name() == "postgres" {
 		query = "SELECT updated_at FROM tasks WHERE id = $1"
 	}
 	var stamp time.Time
+	m.stampReads.Add(1)
 	if err := q.QueryRowContext(ctx, query, id).Scan(&stamp); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return nil, nil
+			return nil, time.Time{}, nil
 		}
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	if t := m.cache.get(id, stamp); t != nil {
-		return t, nil
+		return t, stamp, nil
 	}
 	t, err := m.find(ctx, id)
 	if err != nil || t == nil {
-		return t, err
+		return t, time.Time{}, err
 	}
 	m.cache.put(id, stamp, t)
-	return t, nil
+	return t, stamp, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -96,6 +97,9 @@ type Manager struct {
 	cfg   Config
 	log   *slog.Logger
 	cache taskCache // tasks read by executions (cache.go)
+	// stampReads counts current's reads of a task's updated_at, so tests
+	// can tell which executions read the task when they start.
+	stampReads atomic.Int64
 }
 
 // NewManager returns a manager over db.
@@ -355,6 +359,12 @@ func (m *Manager) Count(ctx context.Context) (int64, error) {
 type jobArgs struct {
 	TaskID   string `json:"task_id"`
 	TaskType string `json:"task_type"`
+	// TaskStamp is the task's updated_at as the submission read it. A job
+	// that starts with its submission (a free slot on the submitting
+	// node) runs that version without reading the task again: its start
+	// and the read are one moment. Any other job reads the task when it
+	// starts. Absent in jobs of earlier releases and in schedule ticks.
+	TaskStamp *time.Time `json:"task_updated_at,omitempty"`
 }
 
 // Execute checks the task and submits one job for it. It
@@ -412,7 +422,7 @@ func (m *Manager) executable(ctx context.Context, op, id string) (jobArgs, error
 	if m.cfg.Artifacts == nil {
 		return jobArgs{}, problem.BadRequest(op, "Task execution requires artifacts. Use ServiceBuilder.with_artifacts() before with_tasks().")
 	}
-	t, err := m.current(ctx, id)
+	t, stamp, err := m.current(ctx, id)
 	if err != nil {
 		return jobArgs{}, dbErr(op, err)
 	}
@@ -422,7 +432,7 @@ func (m *Manager) executable(ctx context.Context, op, id string) (jobArgs, error
 	if !t.Enabled {
 		return jobArgs{}, problem.BadRequest(op, "Cannot execute disabled task %s", id)
 	}
-	return jobArgs{TaskID: t.ID, TaskType: t.TaskType}, nil
+	return jobArgs{TaskID: t.ID, TaskType: t.TaskType, TaskStamp: &stamp}, nil
 }
 
 // submitErr classifies a failure to submit: a storage failure is the

@@ -592,7 +592,13 @@ func TestExecuteChecks(t *testing.T) {
 			if id != "01K72P5N5KCRM6MD3BRE4PJ0B0" {
 				t.Errorf("job id = %s, want the scheduler's", id)
 			}
-			want := []fakeSubmit{{Kind: JobKind, Args: `{"task_id":"` + task.ID + `","task_type":"` + task.TaskType + `"}`}}
+			// The submission records the version it read (the task's own
+			// updated_at), which a job starting with it runs.
+			stamp, err := json.Marshal(task.UpdatedAt.UTC())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []fakeSubmit{{Kind: JobKind, Args: `{"task_id":"` + task.ID + `","task_type":"` + task.TaskType + `","task_updated_at":` + string(stamp) + `}`}}
 			if diff := cmp.Diff(want, jobs.calls); diff != "" {
 				t.Errorf("submissions mismatch (-want +got):\n%s", diff)
 			}

@@ -104,9 +104,11 @@ func (r artifactResult) CommitJob(tx *gorm.DB) (string, error) {
 	return id, job.InsertRetry(tx, r.retry)
 }
 
-// RunJob is the job handler of task executions ([JobKind]). It re-reads the
-// task (the snapshot is taken now, at run time, not at submission), runs it and returns the
-// artifact to store with the job's completion.
+// RunJob is the job handler of task executions ([JobKind]). It takes the
+// task's snapshot at run time: a job that started with its submission uses
+// the version the submission read a moment before (the two are one
+// moment); any other job reads the task as it is now. It runs the task and
+// returns the artifact to store with the job's completion.
 func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	if m.cfg.Artifacts == nil {
 		return nil, registry.NewError("RuntimeError", "ArtifactManager instance required for task execution")
@@ -115,9 +117,18 @@ func (m *Manager) RunJob(ctx context.Context, run *job.Run) (any, error) {
 	if err := json.Unmarshal(run.Job.Args, &args); err != nil {
 		return nil, fmt.Errorf("decode task job arguments: %w", err)
 	}
-	t, err := m.current(ctx, args.TaskID)
-	if err != nil {
-		return nil, err
+	// A job started with its submission runs the version the submission
+	// read, if this node still holds it unchanged (a change made through
+	// this manager drops it); any other job reads the task now.
+	var t *Task
+	var err error
+	if args.TaskStamp != nil && run.StartedOnSubmission() {
+		t = m.cache.get(args.TaskID, *args.TaskStamp)
+	}
+	if t == nil {
+		if t, _, err = m.current(ctx, args.TaskID); err != nil {
+			return nil, err
+		}
 	}
 	if t == nil {
 		return nil, registry.NewError("ValueError", fmt.Sprintf("Task %s not found", args.TaskID))
