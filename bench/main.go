@@ -5,9 +5,9 @@
 // both engines).
 //
 //	cd bench && go run . -quick                   # under two minutes, smoke run
-//	cd bench && go run . -md ../BENCHMARKS.md     # the full matrix
+//	cd bench && go run . -md ../BENCHMARKS.md     # the full matrix, both engines
 //	cd bench && go run . -engines postgres -reps 3 -out results/pg.jsonl
-//	cd bench && go run . -report results/run.jsonl,results/pg.jsonl -md ../BENCHMARKS.md
+//	cd bench && go run . -report results/run.jsonl -md ../BENCHMARKS.md   # several files: a,b
 //
 // The PostgreSQL matrix runs on the server named by -pg, or on a throwaway
 // cluster the bench starts from the installed PostgreSQL binaries with
