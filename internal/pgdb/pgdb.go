@@ -11,6 +11,8 @@ import (
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
+
+	"github.com/chapkit-go/chapkit/internal/gormlog"
 )
 
 // Config tunes a database opened by [Open]. The zero value is the default.
@@ -36,10 +38,7 @@ func IsURL(target string) bool {
 // Open connects to the PostgreSQL database at url and checks that it
 // answers.
 func Open(url string, cfg Config) (*gorm.DB, error) {
-	gl := logger.Discard
-	if cfg.Logger != nil {
-		gl = logger.NewSlogLogger(cfg.Logger, logger.Config{SlowThreshold: time.Second, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true})
-	}
+	gl := gormlog.New(cfg.Logger)
 	db, err := gorm.Open(postgres.New(postgres.Config{DSN: strings.TrimSpace(url)}), Options(gl))
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", redact(err, url))

@@ -17,7 +17,8 @@ import (
 	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
+
+	"github.com/chapkit-go/chapkit/internal/gormlog"
 )
 
 // driverName is a mattn driver registered with a connect hook, so the
@@ -210,10 +211,7 @@ func Open(target string, cfg Config) (*gorm.DB, error) {
 		q.Set("_journal_mode", "WAL")
 		dsn = fileURI(path) + "?" + q.Encode()
 	}
-	gl := logger.Discard
-	if cfg.Logger != nil {
-		gl = logger.NewSlogLogger(cfg.Logger, logger.Config{SlowThreshold: time.Second, LogLevel: logger.Warn, IgnoreRecordNotFoundError: true})
-	}
+	gl := gormlog.New(cfg.Logger)
 	db, err := gorm.Open(sqlite.New(sqlite.Config{DriverName: driverName, DSN: dsn}), &gorm.Config{
 		Logger:         gl,
 		TranslateError: true,
