@@ -2,7 +2,6 @@ package sqlitedb
 
 import (
 	"context"
-	"database/sql/driver"
 	"net/url"
 	"strconv"
 	"strings"
@@ -122,5 +121,3 @@ func (cp *checkpointer) close() {
 	cp.once.Do(func() { close(cp.stop) })
 	<-cp.done
 }
-
-var _ driver.Conn = (*detachedConn)(nil)
